@@ -1,0 +1,161 @@
+"""Command line: ``structpose data ...`` and ``structpose reproduce``. Heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_DATA_ROOT = Path("../shared/data")
+DEFAULT_SYNTH_DIR = Path("data/synth")
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--shard wants I/N (e.g. 0/4), got {text!r}") from err
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard {text}: I must be in [0, N)")
+    return i, n
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from structpose.data.synth import resolve_preset, synthesize
+
+    cfg = resolve_preset(
+        args.preset,
+        train_images=args.train_images,
+        test_images=args.test_images,
+        size=args.size,
+        seed=args.seed,
+        sources=tuple(args.sources.split(",")) if args.sources else None,
+    )
+    out = args.out or DEFAULT_SYNTH_DIR / args.preset
+    paths = synthesize(out, cfg, args.shard, args.pose_library, workers=args.workers, preset=args.preset)
+    for p in paths:
+        print(f"wrote {p}")
+    if args.shard == (0, 1):
+        from structpose.data.show import show_store
+
+        print(f"wrote {show_store(out, Path(out) / 'samples.png')}")
+    return 0
+
+
+def cmd_mocap(args: argparse.Namespace) -> int:
+    from structpose.data.poselib import build_pose_library
+
+    out = build_pose_library(Path(args.data_root), Path(args.out) if args.out else None,
+                             sources=tuple(args.sources.split(",")), fps=args.fps)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from structpose.data.show import show_store
+
+    path = Path(args.path)
+    out = args.out or (path / f"{args.split}_samples.png" if path.is_dir() else path.with_suffix(".png"))
+    print(f"wrote {show_store(args.path, out, split=args.split, count=args.count, seed=args.seed)}")
+    return 0
+
+
+def cmd_h36m(args: argparse.Namespace) -> int:
+    from structpose.data.h36m_import import import_h36m
+
+    report = import_h36m(Path(args.root), Path(args.out), size=args.size, every=args.every, workers=args.workers)
+    print(report)
+    return 0
+
+
+def cmd_h36m_poses(args: argparse.Namespace) -> int:
+    from structpose.data.h36m_poses import import_h36m_poses
+
+    print(f"wrote {import_h36m_poses(Path(args.src), Path(args.out))}")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from structpose.reproduce import reproduce
+
+    run_dir = reproduce(
+        preset=args.preset,
+        data=Path(args.data) if args.data else None,
+        out=Path(args.out) if args.out else None,
+        overrides=args.set,
+        resume=args.resume,
+        ablations=args.ablations,
+        seeds=args.seeds,
+        per_action=args.per_action,
+    )
+    print(f"report: {run_dir / 'report.md'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="structpose", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data_parser = sub.add_parser("data", help="build, import and look at datasets")
+    data = data_parser.add_subparsers(dest="data_cmd", required=True)
+    p = data.add_parser("synth", help="render the embedded default dataset from the shipped pose library")
+    p.add_argument("--preset", default="quick", help="quick (64 px, default), paper (128 px) or tiny")
+    p.add_argument("--out", type=Path, help=f"dataset directory (default {DEFAULT_SYNTH_DIR}/PRESET)")
+    p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="render only part I of N (job arrays)")
+    p.add_argument("--train-images", type=int)
+    p.add_argument("--test-images", type=int)
+    p.add_argument("--size", type=int, help="crop side in pixels")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--sources", help="comma-separated: cmu,bandai (default both; 'cmu' for a CMU-only set)")
+    p.add_argument("--pose-library", type=Path, help="a pose library .npz (default: the shipped one)")
+    p.add_argument("--workers", type=int, default=2, help="render processes")
+    p.set_defaults(func=cmd_synth)
+
+    p = data.add_parser("mocap", help="rebuild the pose library from the mocap files")
+    p.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="folder holding the mocap sources")
+    p.add_argument("--out", help="output .npz (default: the package's assets/poselib_v1.npz)")
+    p.add_argument("--sources", default="cmu,bandai")
+    p.add_argument("--fps", type=float, default=20.0)
+    p.set_defaults(func=cmd_mocap)
+
+    p = data.add_parser("show", help="PNG grid of samples with their 2D skeletons and one 3D pose")
+    p.add_argument("path", help="dataset directory or one .h5 file")
+    p.add_argument("--split", default="train")
+    p.add_argument("--out", type=Path)
+    p.add_argument("--count", type=int, default=18)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_show)
+
+    p = data.add_parser("h36m", help="import the official Human3.6M release (poses, videos, cameras)")
+    p.add_argument("--root", required=True, help="folder holding S1, S5, ... as downloaded")
+    p.add_argument("--out", required=True, help="dataset directory to write")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--every", type=int, default=5, help="keep every N-th frame (5: 10 fps)")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_h36m)
+
+    p = data.add_parser("h36m-poses", help="import Human3.6M 3D poses only (CDF tree or data_3d_h36m.npz)")
+    p.add_argument("src")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_h36m_poses)
+
+    p = sub.add_parser("reproduce", help="train and evaluate the paper's models and baselines; write a report")
+    p.add_argument("--preset", default="quick", help="quick (default, ~20 min on 2 CPU cores), paper, tiny")
+    p.add_argument("--data", help="dataset directory (default: the embedded default, rendered if missing)")
+    p.add_argument("--out", help="run folder (must not exist; default runs/PRESET-TIMESTAMP)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--ablations", action="store_true", help="also run the ablation table")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds per model (spread reported)")
+    p.add_argument("--per-action", action="store_true", help="one model per action, as the paper trained")
+    p.set_defaults(func=cmd_reproduce)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Pictures: 2D skeletons over crops, 3D pose plots, sample grids. Left joints red, right blue, centre grey."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from structpose.skeleton import H36M, Skeleton  # noqa: E402
+
+LEFT, RIGHT, CENTRE = "#e8412c", "#2c7be8", "#bbbbbb"
+
+
+def limb_colour(limb: tuple[int, int], skeleton: Skeleton = H36M) -> str:
+    child = limb[1]
+    return LEFT if child in skeleton.left else RIGHT if child in skeleton.right else CENTRE
+
+
+def draw_skeleton_2d(ax, joints2d: np.ndarray, skeleton: Skeleton = H36M, lw: float = 1.5) -> None:
+    """Draw a 2D skeleton (J, 2) in image pixels on a matplotlib axis showing the image."""
+    assert joints2d.shape == (skeleton.num_joints, 2), joints2d.shape
+    for limb in skeleton.limbs:
+        a, b = joints2d[list(limb)]
+        ax.plot([a[0], b[0]], [a[1], b[1]], color=limb_colour(limb, skeleton), lw=lw)
+    ax.scatter(joints2d[:, 0], joints2d[:, 1], s=4, c="white", zorder=3)
+
+
+def plot_pose_3d(ax, pose: np.ndarray, skeleton: Skeleton = H36M, alpha: float = 1.0, style: str = "-") -> None:
+    """Plot a root-relative camera-frame pose (J, 3) mm on a 3D axis, shown upright (camera y points down)."""
+    assert pose.shape == (skeleton.num_joints, 3), pose.shape
+    for limb in skeleton.limbs:
+        a, b = pose[list(limb)]
+        # camera frame: x right, y down, z forward -> plot x, z (depth), -y (up)
+        ax.plot([a[0], b[0]], [a[2], b[2]], [-a[1], -b[1]], style, color=limb_colour(limb, skeleton), alpha=alpha)
+    r = 1000
+    ax.set_xlim(-r, r)
+    ax.set_ylim(-r, r)
+    ax.set_zlim(-r, r)
+    ax.set_xlabel("x")
+    ax.set_ylabel("z (depth)")
+    ax.set_zlabel("-y")
+    ax.set_box_aspect((1, 1, 1))
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Save atomically (temp file + rename) and close the figure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def sample_sheet(
+    images: np.ndarray,
+    joints2d: np.ndarray,
+    poses3d: np.ndarray,
+    titles: list[str],
+    path: str | Path,
+    cols: int = 6,
+) -> Path:
+    """A grid of crops (N, S, S, 3) with their 2D skeletons (N, J, 2), plus the 3D pose (N, J, 3) of the first."""
+    n = len(images)
+    rows = int(np.ceil(n / cols))
+    fig = plt.figure(figsize=(2.2 * cols + 4.5, 2.3 * rows))
+    grid = fig.add_gridspec(rows, cols + 2)
+    for i in range(n):
+        ax = fig.add_subplot(grid[i // cols, i % cols])
+        ax.imshow(images[i])
+        draw_skeleton_2d(ax, joints2d[i])
+        ax.set_xlim(0, images.shape[2])
+        ax.set_ylim(images.shape[1], 0)
+        ax.set_title(titles[i], fontsize=7)
+        ax.axis("off")
+    ax3 = fig.add_subplot(grid[:, cols:], projection="3d")
+    plot_pose_3d(ax3, poses3d[0])
+    ax3.set_title(f"3D pose of '{titles[0]}' (camera frame)", fontsize=8)
+    return save_figure(fig, path)
