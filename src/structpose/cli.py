@@ -45,8 +45,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_mocap(args: argparse.Namespace) -> int:
     from structpose.data.poselib import build_pose_library
 
-    out = build_pose_library(Path(args.data_root), Path(args.out) if args.out else None,
-                             sources=tuple(args.sources.split(",")), fps=args.fps)
+    out = build_pose_library(
+        Path(args.data_root), Path(args.out) if args.out else None, sources=tuple(args.sources.split(",")), fps=args.fps
+    )
     print(f"wrote {out}")
     return 0
 
@@ -63,15 +64,20 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_h36m(args: argparse.Namespace) -> int:
     from structpose.data.h36m_import import import_h36m
 
-    report = import_h36m(Path(args.root), Path(args.out), size=args.size, every=args.every, workers=args.workers)
-    print(report)
+    report = import_h36m(
+        Path(args.root), Path(args.out), size=args.size, every=args.every, workers=args.workers,
+        subjects=args.subjects.split(",") if args.subjects else None,
+        actions=args.actions.split(",") if args.actions else None,
+        margin=args.margin, keep_parts=args.keep_parts,
+    )  # fmt: skip
+    print(report.summary())
     return 0
 
 
 def cmd_h36m_poses(args: argparse.Namespace) -> int:
     from structpose.data.h36m_poses import import_h36m_poses
 
-    print(f"wrote {import_h36m_poses(Path(args.src), Path(args.out))}")
+    print(f"wrote {import_h36m_poses(Path(args.src), Path(args.out), every=args.every)}")
     return 0
 
 
@@ -131,12 +137,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="dataset directory to write")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--every", type=int, default=5, help="keep every N-th frame (5: 10 fps)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="parallel processes (0: in this process)")
+    p.add_argument("--subjects", help="comma-separated subset, e.g. S1,S9 (default: all seven)")
+    p.add_argument("--actions", help="comma-separated subset of the 15 actions (default: all)")
+    p.add_argument("--margin", type=float, default=0.2, help="relative margin of the person box")
+    p.add_argument("--keep-parts", action="store_true", help="keep the per-sequence parts after merging")
     p.set_defaults(func=cmd_h36m)
 
     p = data.add_parser("h36m-poses", help="import Human3.6M 3D poses only (CDF tree or data_3d_h36m.npz)")
-    p.add_argument("src")
+    p.add_argument("src", help="the release folder (CDF tree) or VideoPose3D's data_3d_h36m.npz")
     p.add_argument("--out", required=True)
+    p.add_argument("--every", type=int, default=1, help="keep every N-th frame")
     p.set_defaults(func=cmd_h36m_poses)
 
     p = sub.add_parser("reproduce", help="train and evaluate the paper's models and baselines; write a report")

@@ -1,0 +1,1 @@
+"""Training presets (YAML), loaded by :func:`structpose.train.config.load_config`: quick, paper, tiny."""

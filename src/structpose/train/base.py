@@ -1,0 +1,107 @@
+"""The LightningModule base shared by every training stage: steps, logging, optimizer, schedule, RNG state.
+
+A stage module only says how a batch becomes a loss (:meth:`StageModule.step`), which parameters train
+(:meth:`StageModule.trainable_parameters`) and which network it produces (:attr:`StageModule.net`);
+everything else — Adam, the learning-rate schedule of its :class:`~structpose.train.config.StageConfig`,
+the ``train/*`` and ``val/*`` logs, and the random-generator state that makes a resumed run identical
+to an uninterrupted one — lives here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+from torch import nn
+
+from structpose.train.config import StageConfig
+from structpose.train.optim import build_optimizer
+
+RNG_KEY = "structpose_rng_states"
+
+
+def mpjpe_mm(pred_mm: torch.Tensor, true_mm: torch.Tensor) -> torch.Tensor:
+    """Mean per-joint position error: poses (B, J, 3) mm -> scalar mm (mean Euclidean joint distance)."""
+    return (pred_mm.float() - true_mm.float()).norm(dim=-1).mean()
+
+
+def _rng_states() -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    """torch's generator states (CPU and every CUDA device): all the randomness training draws."""
+    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng_states(states: dict[str, torch.Tensor | list[torch.Tensor]]) -> None:
+    torch.set_rng_state(states["cpu"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class StageModule(L.LightningModule):
+    """Base of the stage modules. Subclasses set ``self.net`` (the network the stage trains and exports)
+    and implement :meth:`step` (and :meth:`trainable_parameters` if not all of them train).
+
+    ``stage`` (the optimizer settings) is assigned by :func:`structpose.train.engine.fit_stage` before
+    fitting. Checkpoints carry torch's RNG state at the end of the epoch, restored on resume, so random
+    crops, dropout, AE noise and the shuffling of a resumed run match the uninterrupted run exactly.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stage: StageConfig | None = None
+        self._frozen: list[nn.Parameter] = []
+
+    net: nn.Module  # the network this stage trains and exports
+
+    # ---- what a stage defines ----------------------------------------------------------------
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters the optimizer updates (default: all of ``net``'s)."""
+        return iter(self.net.parameters())
+
+    def step(self, batch: dict[str, torch.Tensor], train: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """A batch (at least ``pose3d`` (B, 17, 3) mm) -> (scalar loss, detached metrics). With ``train``
+        False the metrics include ``mpjpe_mm``."""
+        raise NotImplementedError
+
+    # ---- Lightning hooks -------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """While fitting, only :meth:`trainable_parameters` require gradients (so DDP reduces exactly
+        those); :meth:`teardown` unfreezes the others again."""
+        trainable = {id(p) for p in self.trainable_parameters()}
+        self._frozen = [p for p in self.parameters() if p.requires_grad and id(p) not in trainable]
+        for p in self._frozen:
+            p.requires_grad_(False)
+
+    def teardown(self, stage: str) -> None:
+        for p in self._frozen:
+            p.requires_grad_(True)
+        self._frozen = []
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, _ = self.step(batch, train=True)  # the parts are logged in validation (a log call costs ~1 ms)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["pose3d"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss, parts = self.step(batch, train=False)
+        size = len(batch["pose3d"])
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=size)
+        for key, value in parts.items():
+            self.log(f"val/{key}", value, prog_bar=key == "mpjpe_mm", sync_dist=True, batch_size=size)
+
+    def configure_optimizers(self) -> dict:
+        if self.stage is None:
+            raise RuntimeError("no StageConfig: train stage modules with structpose.train.engine.fit_stage")
+        trainer = self.trainer
+        total_steps = int(trainer.estimated_stepping_batches)  # also sets up the train loader
+        steps_per_epoch = max(1, int(trainer.num_training_batches))
+        return build_optimizer(list(self.trainable_parameters()), self.stage, total_steps, steps_per_epoch)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[RNG_KEY] = _rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning calls this before it builds the first training iterator (whose sampler and workers draw
+        # their seeds), so the resumed run draws exactly what the uninterrupted one would have
+        if RNG_KEY in checkpoint:
+            _set_rng_states(checkpoint[RNG_KEY])

@@ -1,0 +1,233 @@
+"""Typed experiment configuration: dataclasses, YAML presets and ``key=value`` overrides.
+
+The dataclass defaults are the single source of truth (they follow the paper: Adam, lr 1e-3, batch 128);
+a preset in ``structpose/configs/*.yaml`` lists only what it changes. :func:`load_config` merges a preset
+(or a YAML file), then dotted overrides such as ``["latent.lr=1e-4", "ae.lam=0"]``, into an
+:class:`ExperimentConfig`; :meth:`ExperimentConfig.to_yaml` writes the resolved configuration back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from structpose.models.autoencoder import AEConfig
+from structpose.models.cnn import CNNConfig
+
+Schedule = Literal["constant", "cosine", "cosine_restarts"]
+Precision = Literal["32", "bf16-mixed"]
+
+PRESET_PACKAGE = "structpose.configs"
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """The optimisation of one training stage (Adam; the learning rate follows ``schedule`` per step).
+
+    ``schedule``: ``constant``; ``cosine`` (one cosine decay to 0 over the stage); ``cosine_restarts``
+    (SGDR: cosine decays of ``restart_period`` epochs each, restarting at ``lr``). ``max_steps`` (optimizer
+    steps) caps the stage before ``epochs`` end when set.
+    """
+
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 128
+    weight_decay: float = 0.0
+    schedule: Schedule = "constant"
+    restart_period: int = 1  # epochs per cosine cycle (cosine_restarts only)
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.restart_period < 1:
+            raise ValueError(f"epochs, batch_size and restart_period must be >= 1: {self}")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError(f"lr must be > 0 and weight_decay >= 0: {self}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 or null: {self}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data lives and which part of the TRAIN split trains and validates.
+
+    The image size is ``cnn.in_size`` (checked against the store's). The validation set is
+    carved from the train split by whole ``sequence`` (a seeded choice of about ``val_fraction`` of the
+    samples), so no validation frame has a near-duplicate neighbour in training; the test split is never
+    touched while training. ``train_fraction`` then keeps a seeded random subset of the remaining training
+    samples (data-size ablations).
+    """
+
+    root: str = "data/synth/quick"
+    train_fraction: float = 1.0
+    val_fraction: float = 0.1
+    num_workers: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.train_fraction <= 1.0 or not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"need 0 < train_fraction <= 1 and 0 <= val_fraction < 1: {self}")
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """How to run: seeding, determinism, numerics and hardware (the last four go straight to Lightning).
+
+    ``precision``: ``"32"`` or ``"bf16-mixed"`` (autocast). ``channels_last``: NHWC memory format for the
+    CNN. ``accelerator``/``devices``/``num_nodes``/``strategy`` are ``lightning.Trainer`` arguments, so
+    DDP (``strategy: ddp``) under torchrun or SLURM works through Lightning's environment detection.
+    """
+
+    seed: int = 0
+    deterministic: bool = True
+    precision: Precision = "32"
+    channels_last: bool = True
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    progress_bar: bool = True
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything a run of the paper's pipeline needs.
+
+    Stages: ``ae_pretrain`` (per AE layer, greedy), ``ae_finetune`` (whole AE), ``latent`` (CNN -> AE code),
+    ``finetune`` (CNN + decoder -> pose) and ``direct`` (the CNN baseline regressing the pose). The
+    baseline must get the same budget as our two image stages together: ``direct.epochs`` (and
+    ``max_steps`` if set) must equal the sum of ``latent``'s and ``finetune``'s, with the same batch size.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    ae: AEConfig = field(default_factory=AEConfig)
+    cnn: CNNConfig = field(default_factory=CNNConfig)
+    ae_pretrain: StageConfig = field(default_factory=StageConfig)
+    ae_finetune: StageConfig = field(default_factory=StageConfig)
+    latent: StageConfig = field(default_factory=StageConfig)
+    finetune: StageConfig = field(default_factory=lambda: StageConfig(epochs=10))
+    direct: StageConfig = field(default_factory=lambda: StageConfig(epochs=20))
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def __post_init__(self) -> None:
+        ours = (self.latent, self.finetune)
+        if self.direct.epochs != sum(s.epochs for s in ours):
+            raise ValueError(f"direct.epochs={self.direct.epochs} must equal latent.epochs + finetune.epochs "
+                             f"= {sum(s.epochs for s in ours)} (same budget for both CNN arms)")  # fmt: skip
+        caps = [s.max_steps for s in ours]
+        if (None in caps and self.direct.max_steps is not None) or (
+            None not in caps and self.direct.max_steps != sum(caps)
+        ):
+            raise ValueError(f"direct.max_steps={self.direct.max_steps} must be the sum of latent's and "
+                             f"finetune's max_steps {caps} (both null, or all set)")  # fmt: skip
+        if len({s.batch_size for s in (*ours, self.direct)}) != 1:
+            raise ValueError("latent, finetune and direct must share one batch_size (same step budget)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists), as written to YAML."""
+        return _plain(dataclasses.asdict(self))
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """The resolved configuration as YAML text; also written to ``path`` when given."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets (``quick``, ``paper``, ``tiny``)."""
+    return sorted(p.name[:-5] for p in resources.files(PRESET_PACKAGE).iterdir() if p.name.endswith(".yaml"))
+
+
+def load_config(preset_or_path: str | Path = "quick", overrides: list[str] | None = None) -> ExperimentConfig:
+    """A preset name (see :func:`preset_names`) or a YAML file, then ``overrides`` (``"section.key=value"``,
+    values parsed as YAML, e.g. ``"ae.hidden=[1000, 1000]"``) -> the validated :class:`ExperimentConfig`.
+
+    Unknown keys and values of the wrong type raise ``ValueError``.
+    """
+    name = str(preset_or_path)
+    if name in preset_names():
+        text = resources.files(PRESET_PACKAGE).joinpath(f"{name}.yaml").read_text()
+    elif Path(name).is_file():
+        text = Path(name).read_text()
+    else:
+        raise ValueError(f"{name!r} is neither a preset ({', '.join(preset_names())}) nor a YAML file")
+    tree = yaml.safe_load(text) or {}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        *parents, leaf = key.strip().split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {part!r} is not a section")
+        node[leaf] = yaml.safe_load(value)
+    return _build(ExperimentConfig, tree, "")
+
+
+# ---- dict -> dataclass, with type checks ------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from a (partial) dict; missing keys keep the dataclass defaults."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where or 'config'}: unknown keys {unknown}; known: {sorted(names)}")
+    kwargs = {k: _coerce(hints[k], v, f"{where}{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """``value`` checked and converted to type annotation ``tp`` (dataclasses, unions, Literal, tuples)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where + ".")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(option, value, where)
+            except ValueError:
+                continue
+        raise ValueError(f"{where}: {value!r} is not a {tp}")
+    if origin is Literal:
+        for option in args:
+            if value == option or str(value) == str(option):
+                return option
+        raise ValueError(f"{where}: {value!r} is not one of {list(args)}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        items = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        if len(items) != len(value):
+            raise ValueError(f"{where}: expected {len(items)} items, got {value!r}")
+        return tuple(_coerce(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(items, value, strict=True)))
+    if tp is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML 1.1 reads "1e-4" as a string
+        except ValueError:
+            raise ValueError(f"{where}: {value!r} is not a number") from None
+    if tp in (int, str, bool) and type(value) is tp:
+        return value
+    if tp is Any:
+        return value
+    raise ValueError(f"{where}: {value!r} is not a {getattr(tp, '__name__', tp)}")

@@ -1,0 +1,141 @@
+"""Data for training: the train/validation split of a store's TRAIN split, and the two DataModules.
+
+:func:`load_splits` opens a dataset directory; :class:`PoseImageDataModule` serves its images and poses
+to the image stages, :class:`PoseDataModule` only its poses (no image is read) to the auto-encoder.
+Training loaders shuffle; under DDP Lightning swaps in its ``DistributedSampler``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from structpose.data.dataset import PoseImageDataset
+from structpose.train.config import DataConfig
+
+
+def split_train_val(
+    groups: np.ndarray, val_fraction: float, train_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (sorted int64) of the training and validation samples of a training split.
+
+    ``groups`` (N,): a sequence label per sample; validation takes whole groups, drawn in a seeded random
+    order until they hold at least ``val_fraction`` of the samples (none if ``val_fraction`` is 0).
+    ``train_fraction`` keeps a seeded random subset of the other samples (at least one).
+    """
+    rng = np.random.default_rng(seed)
+    labels, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(labels))
+    order = rng.permutation(len(labels))
+    # the first groups of the random order whose running total reaches the wanted fraction
+    taken = np.cumsum(counts[order]) - counts[order] < val_fraction * len(groups)
+    is_val = np.isin(inverse, order[taken])
+    if is_val.all():
+        raise ValueError(f"val_fraction={val_fraction} leaves no training sample ({len(labels)} sequences)")
+    train = np.flatnonzero(~is_val)
+    keep = max(1, round(train_fraction * len(train)))
+    train = np.sort(rng.choice(train, size=keep, replace=False)) if keep < len(train) else train
+    return train.astype(np.int64), np.flatnonzero(is_val).astype(np.int64)
+
+
+@dataclass
+class Splits:
+    """The datasets of a run: ``train`` and ``val`` (disjoint parts of the store's train split; ``val``
+    None when ``val_fraction`` is 0) and ``test`` (the store's test split)."""
+
+    train: PoseImageDataset
+    val: PoseImageDataset | None
+    test: PoseImageDataset
+
+
+def load_splits(cfg: DataConfig, seed: int, image_size: int) -> Splits:
+    """Open ``cfg.root`` and carve the validation set out of its train split (:func:`split_train_val`, by
+    subject and sequence). ``image_size``: the side (px) the CNN expects; the store must match it."""
+    full = PoseImageDataset(cfg.root, "train")
+    if full.image_size != image_size:
+        raise ValueError(f"{cfg.root} holds {full.image_size} px images but cnn.in_size={image_size}: "
+                         f"set cnn.in_size (and cnn.crop) to match the data")  # fmt: skip
+    groups = np.char.add(np.char.add(full.subject.astype(str), "/"), full.sequence.astype(str))
+    train_idx, val_idx = split_train_val(groups, cfg.val_fraction, cfg.train_fraction, seed)
+    val = PoseImageDataset(full.paths, indices=val_idx) if len(val_idx) else None
+    return Splits(PoseImageDataset(full.paths, indices=train_idx), val, PoseImageDataset(cfg.root, "test"))
+
+
+class PoseDataset(Dataset):
+    """In-memory poses (N, 17, 3) mm as items ``{"pose3d": float32 (17, 3)}``, fetched a batch at a time."""
+
+    def __init__(self, poses3d: np.ndarray | torch.Tensor):
+        self.poses3d = torch.as_tensor(np.asarray(poses3d), dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return len(self.poses3d)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"pose3d": self.poses3d[i]}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        """A whole batch in one indexing op; collated by :func:`_identity`."""
+        return {"pose3d": self.poses3d[torch.as_tensor(indices)]}
+
+
+def _identity(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return batch
+
+
+class _LoaderModule(L.LightningDataModule):
+    """Train (shuffled), validation and test loaders over given datasets. ``batch_size`` is set by
+    :func:`structpose.train.engine.fit_stage` from the stage's config."""
+
+    def __init__(self, train: Dataset, val: Dataset | None, test: Dataset | None, batch_size: int,
+                 num_workers: int) -> None:  # fmt: skip
+        super().__init__()
+        self.train_set, self.val_set, self.test_set = train, val, test
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+
+    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            return []  # Lightning skips a stage without batches
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          collate_fn=self.collate_fn, pin_memory=torch.cuda.is_available())  # fmt: skip
+
+    collate_fn = None  # DataLoader's default
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+
+class PoseImageDataModule(_LoaderModule):
+    """Images and poses (items of :class:`~structpose.data.dataset.PoseImageDataset`, or any dataset with
+    ``image`` uint8 (3, S, S) and ``pose3d`` (17, 3) mm) for the image stages."""
+
+    @classmethod
+    def from_splits(cls, splits: Splits, batch_size: int, num_workers: int) -> PoseImageDataModule:
+        return cls(splits.train, splits.val, splits.test, batch_size, num_workers)
+
+
+class PoseDataModule(_LoaderModule):
+    """Poses only, in memory, for the auto-encoder: ``train``/``val``/``test`` arrays (N, 17, 3) mm (e.g. a
+    :class:`~structpose.data.dataset.PoseImageDataset`'s ``poses3d``, read without its images)."""
+
+    collate_fn = staticmethod(_identity)
+
+    def __init__(self, train: np.ndarray, val: np.ndarray | None, test: np.ndarray | None = None,
+                 batch_size: int = 128) -> None:  # fmt: skip
+        wrap = [None if p is None else PoseDataset(p) for p in (train, val, test)]
+        super().__init__(*wrap, batch_size=batch_size, num_workers=0)
+
+    @classmethod
+    def from_splits(cls, splits: Splits, batch_size: int) -> PoseDataModule:
+        return cls(splits.train.poses3d, None if splits.val is None else splits.val.poses3d,
+                   splits.test.poses3d, batch_size)  # fmt: skip

@@ -1,0 +1,88 @@
+"""Fitting one stage with a ``lightning.Trainer``: logging, checkpoints, resume, determinism, hardware."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from structpose.train.base import StageModule
+from structpose.train.config import StageConfig, TrainerConfig
+from structpose.train.export import save_weights
+
+LAST = "last.ckpt"
+WEIGHTS = "model.safetensors"
+
+
+def _loggers(run_dir: Path, name: str) -> list[Logger]:
+    """CSV logs in ``run_dir/name/version_k/``, plus TensorBoard when it is installed."""
+    loggers: list[Logger] = [CSVLogger(run_dir, name=name)]
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        loggers.append(TensorBoardLogger(run_dir, name=name))
+    return loggers
+
+
+def make_trainer(
+    stage: StageConfig, stage_dir: Path, loggers: list[Logger], run: TrainerConfig, callbacks: list[Callback]
+) -> L.Trainer:
+    """The Trainer of a stage: ``stage``'s budget; ``run``'s determinism, precision and hardware (passed
+    straight to Lightning, so ``strategy="ddp"`` under torchrun or SLURM uses its environment detection);
+    ``last.ckpt`` (and nothing else) rewritten in ``stage_dir`` at every epoch end; extra ``callbacks``."""
+    # the latest checkpoint (no monitor, top-1) under the name "last": one atomic write per epoch
+    checkpoint = ModelCheckpoint(dirpath=stage_dir, filename=Path(LAST).stem, save_top_k=1, every_n_epochs=1,
+                                 enable_version_counter=False)  # fmt: skip
+    return L.Trainer(
+        max_epochs=stage.epochs,
+        max_steps=-1 if stage.max_steps is None else stage.max_steps,
+        accelerator=run.accelerator,
+        devices=run.devices,
+        num_nodes=run.num_nodes,
+        strategy=run.strategy,
+        precision=run.precision,
+        deterministic=run.deterministic,
+        callbacks=[*callbacks, checkpoint],
+        logger=loggers,
+        default_root_dir=stage_dir,
+        enable_progress_bar=run.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+    )
+
+
+def fit_stage(
+    module: StageModule,
+    datamodule: L.LightningDataModule,
+    stage_cfg: StageConfig,
+    run_dir: Path,
+    name: str,
+    resume: bool = False,
+    trainer_cfg: TrainerConfig | None = None,
+    callbacks: list[Callback] | None = None,
+) -> StageModule:
+    """Train ``module`` for one stage in ``run_dir/name``; returns it, trained, and writes ``model.safetensors``
+    (the weights of ``module.net``) there.
+
+    ``stage_cfg`` sets the epochs/``max_steps`` of the Trainer, ``datamodule.batch_size`` and the
+    module's optimizer and schedule. ``resume``: continue from ``run_dir/name/last.ckpt`` when it exists
+    (model, optimizer, schedule, loop and RNG state), which ends with the same weights as an uninterrupted
+    run; otherwise start afresh. Everything is seeded with ``trainer_cfg.seed`` first. ``callbacks``: extra
+    Lightning callbacks (early stopping, profiling, ...).
+    """
+    run = trainer_cfg or TrainerConfig()
+    stage_dir = Path(run_dir) / name
+    L.seed_everything(run.seed, workers=True, verbose=False)
+    module.stage = stage_cfg
+    module.train()  # Lightning keeps the modes it is given
+    datamodule.batch_size = stage_cfg.batch_size
+    trainer = make_trainer(stage_cfg, stage_dir, _loggers(Path(run_dir), name), run, callbacks or [])
+    last = stage_dir / LAST
+    trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume and last.is_file() else None,
+                weights_only=True)  # fmt: skip
+    if trainer.is_global_zero:
+        save_weights(module.net, stage_dir / WEIGHTS)
+    trainer.strategy.barrier()
+    return module
