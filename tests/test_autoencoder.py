@@ -7,16 +7,6 @@ from structpose.models import AEConfig, PoseAutoencoder, PoseNormalizer
 from structpose.models.autoencoder import jacobian_frobenius_sq
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """These networks are tiny: one intra-op thread avoids the thread hand-offs that dominate their steps
-    (and that blow up when the cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def synthetic_poses(n: int, seed: int = 0) -> torch.Tensor:
     """(n, 17, 3) root-relative poses in mm on a 6-dimensional linear manifold."""
     g = torch.Generator().manual_seed(seed)

@@ -18,15 +18,6 @@ from structpose.models import (
 SMALL = CNNConfig(in_size=64, crop=56, fc=(256, 256, 256))
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Small convolutions on 2 shared cores: one intra-op thread is ~10x faster than two under load."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_paper_architecture_shapes():
     cfg = CNNConfig()
     assert (cfg.in_size, cfg.crop, cfg.dropout) == (128, 112, 0.5)

@@ -159,7 +159,7 @@ def test_the_three_stages_of_ours_each_learn(splits, cfg: ExperimentConfig, tmp_
         fit_stage(module, poses, StageConfig(epochs=8, batch_size=16, lr=lr), tmp_path, name, trainer_cfg=RUN)
         assert _eval_loss(module, all_poses) < factor * before, name
         assert all(p.requires_grad for p in ae.parameters())  # frozen only while a stage fits
-    metrics = (tmp_path / "ae" / "version_0" / "metrics.csv").read_text()
+    metrics = (tmp_path / "logs" / "ae" / "version_0" / "metrics.csv").read_text()
     assert "val/mpjpe_mm" in metrics and "val/contractive" in metrics and "train/loss_epoch" in metrics
     assert (tmp_path / "ae" / LAST).is_file() and (tmp_path / "ae" / WEIGHTS).is_file()
 

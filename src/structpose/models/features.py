@@ -32,6 +32,7 @@ import torch.nn.functional as F
 _BLOCK = 2  # cells per block side
 _CLIP = 0.2  # L2-Hys clipping threshold
 _EPS = 1e-3  # keeps the normalisation of empty blocks finite (in units of the histogram's magnitudes)
+_CHUNK_PIXELS = 2**20  # pixels processed at once: small enough to stay in cache, large enough to vectorise
 
 
 def default_cell(size: int) -> int:
@@ -48,7 +49,7 @@ def hog_dim(size: int, cell: int | None = None, bins: int = 9) -> int:
 
 
 def _gradients(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 3, S, S) float -> magnitude and unsigned orientation in [0, pi) of the strongest channel, (B, S, S)."""
+    """(B, 3, S, S) float -> gradient magnitude and unsigned orientation in [0, pi), (B, S, S) each."""
     gx = images[..., 1:-1, 2:] - images[..., 1:-1, :-2]
     gy = images[..., 2:, 1:-1] - images[..., :-2, 1:-1]
     channel = (gx.square() + gy.square()).argmax(dim=1, keepdim=True)
@@ -70,14 +71,14 @@ def _cell_histograms(magnitude: torch.Tensor, angle: torch.Tensor, cell: int, bi
     # flat index of (image, cell row, cell column) per pixel, then of its orientation bin
     where = (torch.arange(b)[:, None, None] * cells + cell_of[:, None]) * cells + cell_of
     where = where * bins
-    length = b * cells * cells * bins
-    hist = torch.bincount((where + lower).flatten(), (magnitude * (1 - upper_weight)).flatten(), length)
-    hist += torch.bincount((where + (lower + 1) % bins).flatten(), (magnitude * upper_weight).flatten(), length)
+    index = torch.stack([where + lower, where + (lower + 1) % bins])
+    weight = torch.stack([magnitude * (1 - upper_weight), magnitude * upper_weight])
+    hist = torch.bincount(index.flatten(), weight.flatten(), minlength=b * cells * cells * bins)
     return hist.reshape(b, cells, cells, bins).permute(0, 3, 1, 2).float()
 
 
 def _blocks_l2hys(histograms: torch.Tensor) -> torch.Tensor:
-    """(B, bins, C, C) cell histograms -> (B, D) L2-Hys normalised 2x2-cell blocks (see the module docstring)."""
+    """(B, bins, C, C) cell histograms -> (B, D) L2-Hys normalised 2x2-cell blocks (module docstring)."""
     b, bins, c, _ = histograms.shape
     n = c - _BLOCK + 1
     blocks = histograms.unfold(2, _BLOCK, 1).unfold(3, _BLOCK, 1)  # (B, bins, n, n, 2, 2)
@@ -88,12 +89,11 @@ def _blocks_l2hys(histograms: torch.Tensor) -> torch.Tensor:
     return blocks.reshape(b, -1)
 
 
-def hog(images: np.ndarray, cell: int | None = None, bins: int = 9, chunk: int = 1024) -> np.ndarray:
+def hog(images: np.ndarray, cell: int | None = None, bins: int = 9) -> np.ndarray:
     """HOG descriptors of a batch of square RGB images (see the module docstring for the recipe).
 
     ``images``: (N, S, S, 3) uint8. ``cell``: cell side in px (default :func:`default_cell`). ``bins``:
-    unsigned orientation bins over [0, pi). ``chunk``: images processed at once (bounds the memory).
-    Returns (N, D) float32 with ``D = hog_dim(S, cell, bins)``.
+    unsigned orientation bins over [0, pi). Returns (N, D) float32 with ``D = hog_dim(S, cell, bins)``.
     """
     images = np.asarray(images)
     assert images.ndim == 4 and images.shape[-1] == 3 and images.shape[1] == images.shape[2], (
@@ -103,6 +103,7 @@ def hog(images: np.ndarray, cell: int | None = None, bins: int = 9, chunk: int =
     size = images.shape[1]
     cell = cell or default_cell(size)
     out = np.empty((len(images), hog_dim(size, cell, bins)), dtype=np.float32)
+    chunk = max(1, _CHUNK_PIXELS // size**2)
     with torch.no_grad():
         for start in range(0, len(images), chunk):
             batch = torch.from_numpy(images[start : start + chunk]).permute(0, 3, 1, 2).float() / 255

@@ -8,7 +8,8 @@ through crop pixel ``q`` hits the 3D points that :meth:`Camera.project` maps to 
 thousandths of a pixel).
 
 Per-capsule culling: each capsule's screen-space bounding box (exact for the two end spheres in the
-undistorted image plane, then distorted) bounds the rays it is tested against.
+undistorted image plane, then distorted) bounds the rays it is tested against; the (ray, capsule) pairs
+of all boxes are then solved in one vectorised pass.
 """
 
 from __future__ import annotations
@@ -112,6 +113,53 @@ def capsule_boxes(
     return np.stack([first[:, 1], last[:, 1], first[:, 0], last[:, 0]], axis=1)
 
 
+def _window_rays(windows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat ray indices (T,) of all windows (N, 4) of a grid ``width`` rays wide, concatenated in window
+    order, and the window each belongs to (T,)."""
+    i0, i1, j0, j1 = windows.T
+    h, w = np.maximum(i1 - i0, 0), np.maximum(j1 - j0, 0)
+    sizes = h * w
+    owner = np.repeat(np.arange(len(windows)), sizes)
+    local = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)  # position in window
+    w_own = w[owner]
+    return (local // w_own + i0[owner]) * width + local % w_own + j0[owner], owner
+
+
+def _first_hits(d: np.ndarray, a: np.ndarray, u: np.ndarray, consts: np.ndarray) -> np.ndarray:
+    """Distance along unit rays ``d`` (3, ...) to their entry into capsules given by ends ``a`` (3, ...),
+    axes ``u`` (3, ...) and :func:`_capsule_constants` rows ``consts`` (7, ...), all broadcast together;
+    NaN for misses (they come out of the square roots)."""
+    au, cyl, length, half, mid, ca, cba = consts
+    with np.errstate(invalid="ignore", divide="ignore"):
+        da = d[0] * a[0] + d[1] * a[1] + d[2] * a[2]
+        du = d[0] * u[0] + d[1] * u[1] + d[2] * u[2]
+        # infinite cylinder: A t^2 - 2 B t + C = 0 with A = 1 - (d.u)^2, B = d.a - (d.u)(a.u)
+        A = 1 - du * du
+        B = da - du * au
+        t = (B - np.sqrt(B * B - A * cyl)) / A
+        s = t * du - mid  # axial position of the hit relative to the segment's middle
+        # beyond the segment the ray can only enter through the end sphere on that side
+        far = s > 0
+        dc = da + length * du * far  # d . (sphere centre)
+        ts = dc - np.sqrt(dc * dc - (ca + cba * far))
+        np.copyto(ts, t, where=np.abs(s) <= half)
+    return ts
+
+
+def _capsule_constants(a: np.ndarray, b: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit axes (3, N) float32 and per-capsule constants (7, N) float32 of capsules ``a``-``b`` (N, 3),
+    radii ``r`` (N,), for rays from the origin: a.u, |a_perp|^2 - r^2, length, length / 2,
+    a.u + length / 2, |a|^2 - r^2 and |b|^2 - |a|^2."""
+    ba = b - a
+    length = np.linalg.norm(ba, axis=1)
+    u = ba / np.maximum(length, 1e-9)[:, None]
+    au = np.einsum("ij,ij->i", a, u)  # axial position of the camera centre's foot, relative to a
+    ca = np.einsum("ij,ij->i", a, a) - r * r  # the sphere at a
+    cb = np.einsum("ij,ij->i", b, b) - r * r
+    consts = np.stack([au, ca - au * au, length, length / 2, au + length / 2, ca, cb - ca])
+    return u.T.astype(np.float32), consts.astype(np.float32)
+
+
 def raycast(
     rays: np.ndarray, a: np.ndarray, b: np.ndarray, r: np.ndarray, windows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -120,43 +168,42 @@ def raycast(
     ``rays``: (H, W, 3) unit directions from the origin; ``a``, ``b``: (N, 3) capsule ends, mm;
     ``r``: (N,) radii; ``windows``: (N, 4) from :func:`capsule_boxes`, or ``None`` to test every ray
     against every capsule. Returns ``dist`` (H, W) float32, the distance to the hit along the ray in mm
-    (``inf`` for no hit), and ``index`` (H, W) int32, the capsule hit (-1 for none).
+    (``inf`` for no hit), and ``index`` (H, W) int32, the capsule hit (-1 for none; the last capsule
+    on exact ties).
 
-    Misses come out of the square roots as NaN, which loses every depth comparison.
+    With windows, the (ray, capsule) pairs of all windows are gathered and solved in one vectorised pass
+    (per-call overhead, not arithmetic, dominates small windows), then merged window by window into the
+    depth buffer. Without, each capsule in turn meets every ray: a plain vectorised caster.
     """
     H, W, _ = rays.shape
+    u, consts = _capsule_constants(a, b, r)
+    a32 = a.T.astype(np.float32)
+    flat = rays.reshape(-1, 3)
     dist = np.full((H, W), np.inf, dtype=np.float32)
     index = np.full((H, W), -1, dtype=np.int32)
-    ba = b - a
-    length = np.linalg.norm(ba, axis=1)
-    u = ba / np.maximum(length, 1e-9)[:, None]
-    au = np.einsum("ij,ij->i", a, u)  # axial position of the camera centre's foot, relative to a
-    ca = np.einsum("ij,ij->i", a, a) - r * r  # |a|^2 - r^2: the sphere at a
-    cb = np.einsum("ij,ij->i", b, b) - r * r
-    proj = np.stack([a, u], axis=2).astype(np.float32)  # (N, 3, 2): rays @ proj[k] -> (d.a, d.u)
-    # per-capsule constants as Python floats (float32 arrays keep their dtype against them)
-    params = np.stack([au, ca - au * au, length, length / 2, au + length / 2, ca, cb - ca], axis=1).tolist()
-    boxes = [(0, H, 0, W)] * len(r) if windows is None else windows.tolist()
-    with np.errstate(invalid="ignore", divide="ignore"):
+    if windows is None:
+        d = np.ascontiguousarray(flat.T)
         for k in range(len(r)):
-            i0, i1, j0, j1 = boxes[k]
-            au_k, cyl, length_k, half, mid, ca_k, cba = params[k]
-            if i1 <= i0 or j1 <= j0:
-                continue
-            d = rays[i0:i1, j0:j1] @ proj[k]
-            da, du = d[..., 0], d[..., 1]
-            # infinite cylinder: A t^2 - 2 B t + C = 0 with A = 1 - (d.u)^2, B = d.a - (d.u)(a.u)
-            A = 1 - du * du
-            B = da - du * au_k
-            t = (B - np.sqrt(B * B - A * cyl)) / A
-            s = t * du - mid  # axial position of the hit relative to the segment's middle
-            # beyond the segment the ray can only enter through the end sphere on that side
-            far = s > 0
-            dc = da + (length_k * du) * far  # d . (sphere centre)
-            ts = dc - np.sqrt(dc * dc - (ca_k + cba * far))
-            np.copyto(ts, t, where=np.abs(s) <= half)
-            zv = dist[i0:i1, j0:j1]
-            closer = ts < zv
-            np.copyto(zv, ts, where=closer)
-            np.copyto(index[i0:i1, j0:j1], k, where=closer)
+            _merge(dist, index, k, (0, H, 0, W), _first_hits(d, a32[:, k], u[:, k], consts[:, k]))
+        return dist, index
+    ray, cap = _window_rays(windows, W)
+    d = np.take(flat, ray, axis=0).T  # (3, T) the rays of every window, one after the other
+    ts = _first_hits(d, np.take(a32, cap, axis=1), np.take(u, cap, axis=1), np.take(consts, cap, axis=1))
+    start = 0
+    for k, (i0, i1, j0, j1) in enumerate(windows.tolist()):
+        if i1 > i0 and j1 > j0:
+            size = (i1 - i0) * (j1 - j0)
+            _merge(dist, index, k, (i0, i1, j0, j1), ts[start : start + size])
+            start += size
     return dist, index
+
+
+def _merge(dist: np.ndarray, index: np.ndarray, k: int, window: tuple[int, ...], t: np.ndarray) -> None:
+    """Depth-test capsule ``k``'s hit distances ``t`` (h * w,) over ``window`` into ``dist``, ``index``.
+    NaN (a miss) is never closer; on exact ties the later capsule wins."""
+    i0, i1, j0, j1 = window
+    zv = dist[i0:i1, j0:j1]
+    t = t.reshape(zv.shape)
+    closer = t <= zv
+    np.copyto(zv, t, where=closer)
+    np.copyto(index[i0:i1, j0:j1], k, where=closer)

@@ -7,6 +7,7 @@ Training loaders shuffle; under DDP Lightning swaps in its ``DistributedSampler`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightning as L
@@ -87,8 +88,14 @@ def _identity(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 class _LoaderModule(L.LightningDataModule):
-    """Train (shuffled), validation and test loaders over given datasets. ``batch_size`` is set by
-    :func:`structpose.train.engine.fit_stage` from the stage's config."""
+    """Train (shuffled), validation and test loaders over given datasets (``None``: no such loader).
+
+    ``batch_size`` is set by :func:`structpose.train.engine.fit_stage` from the stage's config. Workers
+    are not persistent: each epoch's iterator draws its seeds afresh from torch's RNG, which is what makes
+    a resumed run identical to an uninterrupted one.
+    """
+
+    collate_fn: Callable | None = None  # None: DataLoader's default (stacks the item dicts)
 
     def __init__(self, train: Dataset, val: Dataset | None, test: Dataset | None, batch_size: int,
                  num_workers: int) -> None:  # fmt: skip
@@ -97,21 +104,19 @@ class _LoaderModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
 
-    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader | list:
         if dataset is None:
-            return []  # Lightning skips a stage without batches
+            return []  # no batches: Lightning skips the loop
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
                           collate_fn=self.collate_fn, pin_memory=torch.cuda.is_available())  # fmt: skip
 
-    collate_fn = None  # DataLoader's default
-
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | list:
         return self._loader(self.train_set, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
         return self._loader(self.val_set, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | list:
         return self._loader(self.test_set, shuffle=False)
 
 

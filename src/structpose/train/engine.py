@@ -15,13 +15,15 @@ from structpose.train.export import save_weights
 
 LAST = "last.ckpt"
 WEIGHTS = "model.safetensors"
+LOGS = "logs"
 
 
 def _loggers(run_dir: Path, name: str) -> list[Logger]:
-    """CSV logs in ``run_dir/name/version_k/``, plus TensorBoard when it is installed."""
-    loggers: list[Logger] = [CSVLogger(run_dir, name=name)]
+    """CSV logs in ``run_dir/logs/name/version_k/metrics.csv`` (k counts the runs, a resume included), plus
+    TensorBoard's there when it is installed."""
+    loggers: list[Logger] = [CSVLogger(run_dir / LOGS, name=name)]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
-        loggers.append(TensorBoardLogger(run_dir, name=name))
+        loggers.append(TensorBoardLogger(run_dir / LOGS, name=name))
     return loggers
 
 
