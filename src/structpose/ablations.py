@@ -14,7 +14,7 @@ import numpy as np
 
 from structpose.data.dataset import PoseImageDataset
 from structpose.metrics import mpjpe
-from structpose.train.config import ExperimentConfig, apply_overrides
+from structpose.train.config import ExperimentConfig, load_config
 
 #: (name, overrides). The first is the reference setting of the preset.
 ABLATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -34,11 +34,14 @@ def run_ablations(cfg: ExperimentConfig, run_dir: Path, n_seeds: int = 2, resume
     from structpose.train.pipeline import predict, train_all
 
     test = PoseImageDataset(cfg.data.root, "test")
+    base = run_dir / "ablations" / "base_config.yaml"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    cfg.to_yaml(base)
     rows = []
     for name, overrides in ABLATIONS:
         scores: dict[str, list[float]] = {"ours": [], "ours_noft": [], "cnn": []}
         for s in range(n_seeds):
-            scfg = apply_overrides(cfg, list(overrides))
+            scfg = load_config(base, list(overrides))
             scfg = replace(scfg, trainer=replace(scfg.trainer, seed=cfg.trainer.seed + s))
             slug = name.replace(" ", "_").replace("%", "pct")
             models = train_all(scfg, run_dir / "ablations" / slug / f"seed{scfg.trainer.seed}", resume=resume)

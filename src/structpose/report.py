@@ -28,7 +28,7 @@ class Evaluation:
     """Errors of one method on one test set. Units: mm (MPJPE, P-MPJPE); limb-ratio errors are unitless."""
 
     per_action: dict[str, float]
-    mean: float
+    mean: float  # mean over actions of the per-action MPJPE, as the paper averages
     p_mpjpe: float
     limb_ratio: dict[str, float]
     errors: np.ndarray = field(repr=False)  # (N,) per-sample MPJPE, mm
@@ -41,7 +41,7 @@ def evaluate(pred: np.ndarray, gt: np.ndarray, actions: np.ndarray) -> Evaluatio
     table = per_action(errors, actions)
     return Evaluation(
         per_action={k: v for k, v in table.items() if k != "mean"},
-        mean=float(errors.mean()),
+        mean=float(table["mean"]),
         p_mpjpe=float(p_mpjpe(pred, gt)),
         limb_ratio=limb_ratio_errors(pred, gt),
         errors=errors,

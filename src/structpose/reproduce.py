@@ -43,7 +43,7 @@ def ensure_dataset(cfg: ExperimentConfig, data: Path | None, preset: str, worker
     from structpose.data.synth import SYNTH_PRESETS, resolve_preset, synthesize
 
     name = preset if preset in SYNTH_PRESETS else "quick"
-    scfg = resolve_preset(name, size=cfg.data.image_size)
+    scfg = resolve_preset(name, size=cfg.cnn.in_size)
     print(f"[reproduce] rendering the embedded default dataset ({name}) into {root}", flush=True)
     synthesize(root, scfg, workers=workers, preset=name)
     return root
