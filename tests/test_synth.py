@@ -1,0 +1,78 @@
+"""The embedded default dataset: determinism, sharding, split hygiene, the picture."""
+
+import numpy as np
+import pytest
+
+from structpose.data.dataset import PoseImageDataset
+from structpose.data.poselib import load_pose_library
+from structpose.data.show import show_store
+from structpose.data.store import list_shards, open_store
+from structpose.data.synth import SynthConfig, resolve_preset, synthesize
+
+CFG = SynthConfig(size=32, train_images=10, test_images=6, chunk=4)
+
+
+def _read(root, split):
+    arrays = {}
+    for path in list_shards(root, split):
+        with open_store(path) as s:
+            part = {"images": s.images(np.arange(len(s))), "poses3d": s.poses3d, "subject": s.subject}
+        for k, v in part.items():
+            arrays.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in arrays.items()}
+
+
+def test_same_seed_same_bytes_and_shards_union_to_the_single_run(tmp_path):
+    synthesize(tmp_path / "a", CFG, progress=False)
+    synthesize(tmp_path / "b", CFG, progress=False, workers=2)
+    for i in range(3):
+        synthesize(tmp_path / "c", CFG, shard=(i, 3), progress=False)
+    assert len(list_shards(tmp_path / "c", "train")) == 3
+    for split in ("train", "test"):
+        a, b, c = (_read(tmp_path / d, split) for d in "abc")
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+            np.testing.assert_array_equal(a[key], c[key])
+    other = SynthConfig(**{**CFG.__dict__, "seed": 1})
+    synthesize(tmp_path / "d", other, progress=False)
+    assert not np.array_equal(_read(tmp_path / "a", "train")["images"], _read(tmp_path / "d", "train")["images"])
+
+
+def test_train_and_test_subjects_are_disjoint_and_samples_are_sane(tmp_path):
+    synthesize(tmp_path, CFG, progress=False)
+    train, test = PoseImageDataset(tmp_path, "train"), PoseImageDataset(tmp_path, "test")
+    assert len(train) == 10 and len(test) == 6
+    cmu = [{s for s in ds.subject if s.startswith("cmu:")} for ds in (train, test)]
+    assert not cmu[0] & cmu[1]  # CMU: split by person
+    assert not set(train.sequence) & set(test.sequence)  # Bandai-Namco: by style, so by sequence too
+    lib = load_pose_library()
+    test_subjects = set(lib.column("subject")[lib.column("split") == "test"])
+    assert set(test.subject) <= test_subjects
+    for ds in (train, test):
+        np.testing.assert_allclose(ds.poses3d[:, 0], 0, atol=1e-3)  # root-relative
+        assert np.all((ds.joints2d >= 0) & (ds.joints2d <= 32))  # every joint inside the crop
+        item = ds[0]
+        assert item["image"].shape == (3, 32, 32) and item["image"].float().std() > 5  # not a blank image
+    with open_store(list_shards(tmp_path, "train")[0]) as store:
+        assert "NON-COMMERCIAL" in store.attrs["license"] and store.attrs["pose_library_sha256"]
+
+
+def test_cmu_only_set_has_no_bandai_frames(tmp_path):
+    synthesize(tmp_path, SynthConfig(size=32, train_images=6, test_images=4, sources=("cmu",)), progress=False)
+    ds = PoseImageDataset(tmp_path, "train")
+    assert all(s.startswith("cmu:") for s in ds.subject)
+    with open_store(list_shards(tmp_path, "train")[0]) as store:
+        assert "NON-COMMERCIAL" not in store.attrs["license"]
+
+
+def test_show_writes_a_png(tmp_path):
+    synthesize(tmp_path, CFG, progress=False)
+    out = show_store(tmp_path, tmp_path / "s.png", count=4)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_preset_and_shard_are_refused(tmp_path):
+    with pytest.raises(KeyError, match="unknown synth preset"):
+        resolve_preset("huge")
+    with pytest.raises(ValueError, match="shard index"):
+        synthesize(tmp_path, CFG, shard=(3, 3), progress=False)
