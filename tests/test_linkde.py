@@ -12,7 +12,7 @@ from safetensors.numpy import load_file, save_file
 
 from structpose.metrics import mpjpe
 from structpose.models.features import default_cell, hog, hog_dim
-from structpose.models.linkde import LinKDE, LinKDEConfig, RandomFourierFeatures, median_gamma
+from structpose.models.linkde import LinKDE, LinKDEConfig, RandomFourierFeatures, median_gamma, select_config
 from structpose.skeleton import root_relative
 
 # ------------------------------------------------------------------------------------------------ HOG
@@ -206,3 +206,14 @@ def test_state_dict_round_trip_through_safetensors(toy, tmp_path, mode):
     loaded = LinKDE(config).load_state_dict(load_file(str(tmp_path / "linkde.safetensors")))
     np.testing.assert_array_equal(loaded.predict(toy["x_test"]), model.predict(toy["x_test"]))
     assert loaded.input_gamma == pytest.approx(model.input_gamma, rel=1e-6)
+
+
+def test_select_config_picks_the_lowest_validation_error(toy):
+    x_val, y_val = _toy(100, seed=2)  # a validation set, never the test set
+    grid = {"output_gamma_factor": (0.01, 1.0), "ridge": (1e-5,)}
+    best, scores = select_config(toy["x_train"], toy["y_train"], x_val, y_val, base=CONFIG, grid=grid)
+    assert [s for s, _ in scores] == [{"output_gamma_factor": 0.01, "ridge": 1e-5},
+                                      {"output_gamma_factor": 1.0, "ridge": 1e-5}]  # fmt: skip
+    errors = [e for _, e in scores]
+    assert errors[1] < errors[0]  # a far too wide pose kernel cannot tell poses apart
+    assert best.output_gamma_factor == 1.0 and best.input_features == CONFIG.input_features

@@ -13,7 +13,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,27 +72,39 @@ def environment() -> dict:
     }
 
 
-def fit_linkde(train: PoseImageDataset, test: PoseImageDataset, run_dir: Path, seed: int) -> np.ndarray:
-    """Fit LinKDE on HOG features of the training crops; predict the test poses (N, 17, 3) mm."""
+def _hog_features(ds: PoseImageDataset, chunk: int = 2048) -> np.ndarray:
+    """HOG descriptors (N, D) of a dataset's crops, read and described ``chunk`` images at a time."""
+    from structpose.models.features import hog
+
+    out = []
+    for lo in range(0, len(ds), chunk):
+        batch = ds.__getitems__(list(range(lo, min(lo + chunk, len(ds)))))
+        out.append(hog(np.stack([b["image"].numpy().transpose(1, 2, 0) for b in batch])))
+    return np.concatenate(out)
+
+
+def fit_linkde(cfg: ExperimentConfig, run_dir: Path) -> np.ndarray:
+    """LinKDE on HOG features: kernel widths and ridge chosen on the validation split (carved from the
+    train split exactly as for the networks), then fitted on the training split; returns the test
+    predictions (N, 17, 3) mm. The selection table is saved beside the weights."""
     from safetensors.numpy import save_file
 
-    from structpose.models.features import hog
-    from structpose.models.linkde import LinKDE, LinKDEConfig
+    from structpose.models.linkde import LinKDE, LinKDEConfig, select_config
+    from structpose.train.data import load_splits
 
-    def features(ds: PoseImageDataset) -> np.ndarray:
-        chunks = []
-        for lo in range(0, len(ds), 2048):
-            batch = ds.__getitems__(list(range(lo, min(lo + 2048, len(ds)))))
-            images = np.stack([b["image"].numpy().transpose(1, 2, 0) for b in batch])
-            chunks.append(hog(images))
-        return np.concatenate(chunks)
-
-    model = LinKDE(LinKDEConfig(seed=seed)).fit(features(train), train.poses3d)
-    pred = model.predict(features(test))
+    splits = load_splits(cfg.data, cfg.trainer.seed, cfg.cnn.in_size)
+    train_x = _hog_features(splits.train)
+    base = LinKDEConfig(seed=cfg.trainer.seed)
+    scores: list = []
+    if splits.val is not None:
+        base, scores = select_config(train_x, splits.train.poses3d, _hog_features(splits.val), splits.val.poses3d,
+                                     base=base, seed=cfg.trainer.seed)  # fmt: skip
+    model = LinKDE(base).fit(train_x, splits.train.poses3d)
     out = run_dir / "linkde"
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
-    return pred
+    (out / "selection.json").write_text(json.dumps({"chosen": asdict(base), "val_mpjpe_mm": scores}, indent=1))
+    return model.predict(_hog_features(splits.test))
 
 
 def run_seed(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict[str, np.ndarray]:
@@ -102,8 +114,7 @@ def run_seed(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict[str, np
     models = train_all(cfg, run_dir, resume=resume)
     test = PoseImageDataset(cfg.data.root, "test")
     preds = {k: predict(m, test, batch_size=256) for k, m in models.items()}
-    train = PoseImageDataset(cfg.data.root, "train")
-    preds["linkde"] = fit_linkde(train, test, run_dir, cfg.trainer.seed)
+    preds["linkde"] = fit_linkde(cfg, run_dir)
     return preds
 
 

@@ -21,12 +21,13 @@ Recht, NIPS 2007), so training is linear in the number of samples N:
    over chunks of candidates and queries with a running top-k; the candidates' ``phi_y`` are recomputed
    per chunk rather than stored, N x d_y floats). ``preimage="best"`` returns the best candidate (so a
    training pose's own ``phi_y`` gives that pose back exactly); ``preimage="knn"`` (the default) returns
-   the plain mean of the ``knn`` best, which averages out the error of any single neighbour and is a
-   few mm better on held-out data (numbers in :class:`LinKDEConfig`). Weighting the k best by
-   ``softmax(-||phi_y(y_i) - phi_hat||^2 / tau)`` did no better than the plain mean, and refining by
-   gradient descent on ``||phi_y(y) - phi_hat||^2`` w.r.t. the pose ``y`` (torch autograd, 100 Adam steps)
-   converged to the same ~130 mm from the best candidate or the 8-mean (the 16-mean alone: 130.2 mm) at
-   100x the cost, with a free 51-D point that need not keep bone lengths; so neither is offered.
+   the plain mean of the ``knn`` best, which averages out the error of any single neighbour (5.6 mm
+   better than ``"best"`` on held-out data, see :class:`LinKDEConfig`). Two alternatives were tried and
+   dropped: weighting the k best by ``softmax(-||phi_y(y_i) - phi_hat||^2 / tau)`` is within +-0.8 mm of
+   the plain mean; refining by gradient descent on ``||phi_y(y) - phi_hat||^2`` w.r.t. the pose ``y``
+   (torch autograd, 100 Adam steps) converges to the same point from the best candidate or the 8-mean,
+   2 mm WORSE than the 8-mean (126.2 against 124.2 mm), at ~100x the cost, and to a free 51-D point that
+   need not keep bone lengths.
 
 Kernel widths: ``None`` selects ``gamma = factor / median ||a - b||^2`` over the pairs of a random subset
 of ``median_samples`` training rows (standardised features, or poses in mm), a scaled median heuristic.
@@ -40,8 +41,9 @@ deterministic. Computations run in torch on the CPU with float32 features and fl
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -65,23 +67,18 @@ class LinKDEConfig:
     ``knn`` nearest). ``median_samples``: rows used by the median heuristic. ``chunk``: rows processed at
     once (memory ~ ``chunk * max(D, d_x, chunk)`` floats). ``seed``: seeds all randomness.
 
-    The defaults were chosen on rendered 64 px data (20k training images, HOG features, 8100-D): an input
-    kernel four times wider than the median heuristic's (factor 0.25, 126.6 mm test MPJPE against 140.9 mm
-    at factor 1, 131 mm at 0.1), the plain median heuristic on poses (sigma ~ 820 mm; a 4x narrower
-    or wider output kernel changes the MPJPE by +-1 to 5 mm), ``ridge=1e-5`` (1e-4: 130.7 mm, 1e-3:
-    144 mm; the features have ``||phi_x||^2 ~ 1`` spread over 2000 dimensions, so the covariance's
-    eigenvalues are ~5e-4 and 1e-3 is a strong penalty) and ``knn=8``: the mean of the 8 nearest
-    candidates is ~6 mm better than the nearest one alone, it averages out the error of any single
-    neighbour, and larger ``k`` gains < 1 mm.
+    The defaults are a priori choices (median heuristic with factor 1, a mild ridge, the mean of the 8
+    nearest training poses as pre-image); :func:`select_config` picks the kernel widths and the ridge on
+    a VALIDATION split, which is what ``structpose reproduce`` does. Never tune them on the test split.
     """
 
     input_features: int = 2000
     output_features: int = 2000
     input_gamma: float | None = None
     output_gamma: float | None = None
-    input_gamma_factor: float = 0.25
+    input_gamma_factor: float = 1.0
     output_gamma_factor: float = 1.0
-    ridge: float = 1e-5
+    ridge: float = 1e-4
     mode: str = "kde"
     preimage: str = "knn"
     knn: int = 8
@@ -161,7 +158,7 @@ class LinKDE:
         cfg = self.config
         x = torch.from_numpy(np.asarray(features, dtype=np.float32))
         poses = np.asarray(poses, dtype=np.float32)
-        assert x.ndim == 2 and poses.shape == (len(x), NUM_JOINTS, 3), f"features {x.shape}, poses {poses.shape}"
+        assert x.ndim == 2 and poses.shape == (len(x), NUM_JOINTS, 3), f"got {x.shape}, {poses.shape}"
         y = torch.from_numpy(root_relative(poses).reshape(len(x), _POSE_DIM))
         gen = torch.Generator().manual_seed(cfg.seed)
         subset = torch.randperm(len(x), generator=gen)[: cfg.median_samples]
@@ -315,3 +312,42 @@ class LinKDE:
             self.phi_y = RandomFourierFeatures(t["output_omega"], t["output_phase"])
             self.train_poses = t["train_poses"]
         return self
+
+
+#: The grid :func:`select_config` searches by default: kernel-width factors (image side, pose side) and ridge.
+SELECTION_GRID: dict[str, tuple[float, ...]] = {
+    "input_gamma_factor": (0.25, 1.0),
+    "output_gamma_factor": (1.0, 2.0, 4.0),
+    "ridge": (1e-4, 1e-5),
+}
+
+
+def select_config(
+    train_features: np.ndarray,
+    train_poses: np.ndarray,
+    val_features: np.ndarray,
+    val_poses: np.ndarray,
+    base: LinKDEConfig | None = None,
+    grid: dict[str, tuple[float, ...]] | None = None,
+    max_train: int = 6000,
+    seed: int = 0,
+) -> tuple[LinKDEConfig, list[tuple[dict[str, float], float]]]:
+    """Pick the grid point with the lowest validation MPJPE (mm). Features (N, D), poses (N, 17, 3) mm.
+
+    Each candidate is fitted on at most ``max_train`` seeded random training samples (the choice, not the
+    final fit, is what this costs); returns the best config and every ``(setting, val MPJPE)`` tried.
+    """
+    base = base or LinKDEConfig(seed=seed)
+    grid = grid or SELECTION_GRID
+    rng = np.random.default_rng(seed)
+    sub = np.sort(rng.choice(len(train_features), size=min(max_train, len(train_features)), replace=False))
+    truth = root_relative(np.asarray(val_poses, dtype=np.float32))
+    keys = list(grid)
+    scores: list[tuple[dict[str, float], float]] = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        setting = dict(zip(keys, values, strict=True))
+        model = LinKDE(replace(base, **setting)).fit(train_features[sub], train_poses[sub])
+        pred = model.predict(val_features)
+        scores.append((setting, float(np.linalg.norm(pred - truth, axis=-1).mean())))
+    best = min(scores, key=lambda item: item[1])[0]
+    return replace(base, **best), scores
