@@ -63,7 +63,7 @@ def _ddp_main(out: Path) -> None:
     seen: list[float] = []
 
     class Record(Callback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
             seen.append(float(batch["pose3d"].sum()))
 
     stage = StageConfig(epochs=2, batch_size=16, lr=1e-3, schedule="cosine")

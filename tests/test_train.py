@@ -68,15 +68,6 @@ def make_store(root: Path, n_train: int = 384, n_test: int = 64, seed: int = 0) 
     return root
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread (and do not fight over a busy machine's cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_store(tmp_path_factory.mktemp("store"))
@@ -108,7 +99,9 @@ def test_presets_load_and_overrides_apply() -> None:
     assert quick.cnn.in_size == 64 and quick.cnn.crop == 56
     paper = load_config("paper")
     assert (paper.cnn.in_size, paper.cnn.crop, paper.latent.lr, paper.latent.batch_size) == (128, 112, 1e-3, 128)
-    cfg = load_config("tiny", ["latent.lr=1e-4", "ae.lam=0", "ae.hidden=[32]", "ae.noise_mm=[10]", "trainer.seed=3"])
+    with pytest.warns(UserWarning, match="not trained alike"):  # latent's lr alone: allowed, but flagged
+        overrides = ["latent.lr=1e-4", "ae.lam=0", "ae.hidden=[32]", "ae.noise_mm=[10]", "trainer.seed=3"]
+        cfg = load_config("tiny", overrides)
     assert cfg.latent.lr == 1e-4 and isinstance(cfg.latent.lr, float)
     assert cfg.ae.lam == 0.0 and cfg.ae.hidden == (32,) and cfg.ae.noise_mm == (10.0,)
     assert cfg.trainer.seed == 3 and cfg.finetune.lr == load_config("tiny").finetune.lr
@@ -121,10 +114,19 @@ def test_config_yaml_round_trip(tmp_path: Path) -> None:
     assert load_config(str(path)) == cfg
 
 
+@pytest.mark.parametrize("override", ["finetune.lr=1e-4", "latent.epochs=3"])
+def test_config_warns_when_the_cnn_arms_are_not_trained_alike(override: str) -> None:
+    extra = ["direct.epochs=4"] if override.startswith("latent.epochs") else []
+    with pytest.warns(UserWarning, match="not trained alike|does not restart"):
+        load_config("tiny", [override, "latent.restart_period=2", "finetune.restart_period=2",
+                             "direct.restart_period=2", *extra])  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "override, message",
     [("latent.lrr=1", "unknown keys"), ("latent.lr=fast", "not a number"), ("trainer.precision=16", "one of"),
-     ("direct.epochs=1", "same budget"), ("nokey", "key=value")],
+     ("direct.epochs=1", "same budget"), ("nokey", "key=value"), ("cnn.crop=64", "crop 64"),
+     ("ae.noise_mm=[1, 2, 3]", "noise std per layer")],
 )  # fmt: skip
 def test_config_rejects_bad_overrides(override: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -180,6 +182,16 @@ def test_the_three_stages_of_ours_each_learn(splits, cfg: ExperimentConfig, tmp_
     assert not torch.equal(ae.layers[0].enc.weight, ae_before["layers.0.enc.weight"])  # the decoder's (tied)
 
 
+class _Threads(Callback):
+    """Records torch's intra-op thread count at each training step."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        self.seen.append(torch.get_num_threads())
+
+
 def test_direct_cnn_learns_in_bf16_channels_last(splits, cfg: ExperimentConfig, tmp_path: Path) -> None:
     L.seed_everything(0, verbose=False)
     norm = PoseNormalizer.from_poses(splits.train.poses3d)
@@ -188,9 +200,13 @@ def test_direct_cnn_learns_in_bf16_channels_last(splits, cfg: ExperimentConfig, 
     dm = PoseImageDataModule.from_splits(splits, 32, num_workers=0)
     batch = _first_batch(dm)
     before = _eval_loss(module, batch)
-    run = TrainerConfig(accelerator="cpu", devices=1, progress_bar=False, precision="bf16-mixed")
+    run = TrainerConfig(accelerator="cpu", devices=1, progress_bar=False, precision="bf16-mixed", threads=1)
     stage = StageConfig(epochs=8, batch_size=32, lr=5e-3, schedule="cosine")
-    fit_stage(module, dm, stage, tmp_path, "direct", trainer_cfg=run)
+    threads = _Threads()
+    torch.set_num_threads(2)  # (conftest restores its own setting after the test)
+    fit_stage(module, dm, stage, tmp_path, "direct", trainer_cfg=run, callbacks=[threads])
+    assert set(threads.seen) == {1} and torch.get_num_threads() == 2  # run.threads, then restored
+    torch.set_num_threads(1)
     assert _eval_loss(module, batch) < 0.8 * before
     assert module.net.cnn.features[0].weight.is_contiguous(memory_format=torch.channels_last)
 
@@ -254,7 +270,8 @@ def test_pipeline_trains_three_predictors_and_resumes(cfg: ExperimentConfig, spl
     assert not np.allclose(preds["ours_noft"], preds["ours"])  # fine-tuning changed the network
     for name in ("ae_pretrain0", "ae_pretrain1", "ae_finetune", "latent", "finetune", "direct"):
         assert (tmp_path / name / WEIGHTS).is_file()
-    again = train_all(cfg, tmp_path, resume=True)  # every stage finished: all loaded, nothing retrained
+    (tmp_path / "direct" / WEIGHTS).unlink()  # killed after the last checkpoint, before the weights were written
+    again = train_all(cfg, tmp_path, resume=True)  # loads the finished stages, completes "direct" from last.ckpt
     for name in models:
         assert np.array_equal(predict(again[name], splits.test, batch_size=64), preds[name])
     with pytest.raises(ValueError, match="differs"):

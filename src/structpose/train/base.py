@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from structpose.metrics import mpjpe
 from structpose.train.config import StageConfig
 from structpose.train.optim import build_optimizer
 
@@ -22,8 +23,8 @@ RNG_KEY = "structpose_rng_states"
 
 
 def mpjpe_mm(pred_mm: torch.Tensor, true_mm: torch.Tensor) -> torch.Tensor:
-    """Mean per-joint position error: poses (B, J, 3) mm -> scalar mm (mean Euclidean joint distance)."""
-    return (pred_mm.float() - true_mm.float()).norm(dim=-1).mean()
+    """:func:`structpose.metrics.mpjpe` of a batch, poses (B, J, 3) mm, as a float32 tensor (mm) to log."""
+    return mpjpe(pred_mm.float(), true_mm.float(), reduce=False).mean()
 
 
 def _rng_states() -> dict[str, torch.Tensor | list[torch.Tensor]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -81,6 +82,8 @@ class TrainerConfig:
     ``precision``: ``"32"`` or ``"bf16-mixed"`` (autocast). ``channels_last``: NHWC memory format for the
     CNN. ``accelerator``/``devices``/``num_nodes``/``strategy`` are ``lightning.Trainer`` arguments, so
     DDP (``strategy: ddp``) under torchrun or SLURM works through Lightning's environment detection.
+    ``threads``: torch's intra-op CPU threads while a stage fits (null: torch's default, one per core);
+    1 is much faster on a CPU shared with other busy processes, whose threads the CPU kernels would wait for.
     """
 
     seed: int = 0
@@ -91,6 +94,7 @@ class TrainerConfig:
     devices: int | str = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
+    threads: int | None = None
     progress_bar: bool = True
 
 
@@ -100,8 +104,11 @@ class ExperimentConfig:
 
     Stages: ``ae_pretrain`` (per AE layer, greedy), ``ae_finetune`` (whole AE), ``latent`` (CNN -> AE code),
     ``finetune`` (CNN + decoder -> pose) and ``direct`` (the CNN baseline regressing the pose). The
-    baseline must get the same budget as our two image stages together: ``direct.epochs`` (and
-    ``max_steps`` if set) must equal the sum of ``latent``'s and ``finetune``'s, with the same batch size.
+    baseline gets the budget and schedule of our two image stages together: ``direct.epochs`` (and
+    ``max_steps`` if set) must equal the sum of ``latent``'s and ``finetune``'s, with the same batch size
+    (an error otherwise); they should share lr, weight decay and schedule (a warning otherwise). With
+    ``constant`` or ``cosine_restarts`` (``latent.epochs`` a multiple of ``restart_period``) the two arms
+    then follow the same learning rate step for step; with ``cosine`` each stage decays once.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -124,9 +131,16 @@ class ExperimentConfig:
             None not in caps and self.direct.max_steps != sum(caps)
         ):
             raise ValueError(f"direct.max_steps={self.direct.max_steps} must be the sum of latent's and "
-                             f"finetune's max_steps {caps} (both null, or all set)")  # fmt: skip
+                             f"finetune's max_steps {caps}, or null if either of them is")  # fmt: skip
         if len({s.batch_size for s in (*ours, self.direct)}) != 1:
             raise ValueError("latent, finetune and direct must share one batch_size (same step budget)")
+        if len({(s.lr, s.weight_decay, s.schedule, s.restart_period) for s in (*ours, self.direct)}) != 1:
+            warnings.warn("latent, finetune and direct differ in lr, weight_decay, schedule or restart_period: "
+                          "the two CNN arms are not trained alike", stacklevel=2)  # fmt: skip
+        elif self.latent.schedule == "cosine_restarts" and self.latent.epochs % self.latent.restart_period:
+            warnings.warn(f"latent.epochs={self.latent.epochs} is not a multiple of restart_period="
+                          f"{self.latent.restart_period}: the direct CNN's learning rate does not restart "
+                          "where fine-tuning starts", stacklevel=2)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), as written to YAML."""

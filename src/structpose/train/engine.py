@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
@@ -51,7 +52,7 @@ def make_trainer(
         enable_progress_bar=run.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        log_every_n_steps=10,
+        log_every_n_steps=1,  # a train/loss point per step in the CSV log (the loss curves)
     )
 
 
@@ -71,8 +72,9 @@ def fit_stage(
     ``stage_cfg`` sets the epochs/``max_steps`` of the Trainer, ``datamodule.batch_size`` and the
     module's optimizer and schedule. ``resume``: continue from ``run_dir/name/last.ckpt`` when it exists
     (model, optimizer, schedule, loop and RNG state), which ends with the same weights as an uninterrupted
-    run; otherwise start afresh. Everything is seeded with ``trainer_cfg.seed`` first. ``callbacks``: extra
-    Lightning callbacks (early stopping, profiling, ...).
+    run; otherwise start afresh. Everything is seeded with ``trainer_cfg.seed`` first, and torch uses
+    ``trainer_cfg.threads`` CPU threads while fitting. ``callbacks``: extra Lightning callbacks (early
+    stopping, profiling, ...). Logs: ``run_dir/logs/name/``.
     """
     run = trainer_cfg or TrainerConfig()
     stage_dir = Path(run_dir) / name
@@ -82,8 +84,13 @@ def fit_stage(
     datamodule.batch_size = stage_cfg.batch_size
     trainer = make_trainer(stage_cfg, stage_dir, _loggers(Path(run_dir), name), run, callbacks or [])
     last = stage_dir / LAST
-    trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume and last.is_file() else None,
-                weights_only=True)  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(run.threads or threads)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume and last.is_file() else None,
+                    weights_only=True)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
     if trainer.is_global_zero:
         save_weights(module.net, stage_dir / WEIGHTS)
     trainer.strategy.barrier()

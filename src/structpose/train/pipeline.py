@@ -1,7 +1,8 @@
 """The paper's training pipeline end to end, resumable stage by stage, and prediction with its networks.
 
-Stages, each in its own folder of the run directory (``last.ckpt`` while it trains, ``model.safetensors``
-once done; a resumed pipeline loads the finished stages and continues the one it was in):
+The run directory holds ``config.yaml`` (the resolved configuration), a folder per stage (``last.ckpt``,
+rewritten every epoch; ``model.safetensors`` once the stage is done) and ``logs/STAGE/version_k/`` (CSV
+metrics). A resumed pipeline loads the finished stages and continues the one it was in. Stages:
 
 1. ``ae_pretrain{i}`` for each AE layer ``i`` (greedy), then ``ae_finetune``: the pose auto-encoder on
    the training poses;
@@ -92,11 +93,16 @@ def train_all(cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -> dic
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, dataset: Dataset, batch_size: int = 256) -> np.ndarray:
+def predict(
+    model: nn.Module, dataset: Dataset, batch_size: int = 256, device: str | torch.device | None = None
+) -> np.ndarray:
     """Poses (N, 17, 3) float32 mm that ``model`` (``StructuredNet``/``DirectCNN``) predicts for the
-    ``image`` items (uint8 (3, S, S)) of ``dataset``, in dataset order (centre crops, eval mode)."""
-    predictor = PosePredictor(model).eval()
-    device = next(model.parameters()).device
+    ``image`` items (uint8 (3, S, S)) of ``dataset``, in dataset order (centre crops, eval mode).
+
+    ``device``: where to run (default CUDA when available, else the CPU); ``model`` is moved there.
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    predictor = PosePredictor(model).to(device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     out = [predictor(batch["image"].to(device)).float().cpu() for batch in loader]
     return torch.cat(out).numpy()
