@@ -62,13 +62,15 @@ class DataConfig:
     carved from the train split by whole ``sequence`` (a seeded choice of about ``val_fraction`` of the
     samples), so no validation frame has a near-duplicate neighbour in training; the test split is never
     touched while training. ``train_fraction`` then keeps a seeded random subset of the remaining training
-    samples (data-size ablations).
+    samples (data-size ablations). ``actions``: train, validate and test on these actions only (the
+    paper's one-model-per-action protocol); null: all actions.
     """
 
     root: str = "data/synth/quick"
     train_fraction: float = 1.0
     val_fraction: float = 0.1
     num_workers: int = 2
+    actions: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.train_fraction <= 1.0 or not 0.0 <= self.val_fraction < 1.0:

@@ -60,10 +60,24 @@ def load_splits(cfg: DataConfig, seed: int, image_size: int) -> Splits:
     if full.image_size != image_size:
         raise ValueError(f"{cfg.root} holds {full.image_size} px images but cnn.in_size={image_size}: "
                          f"set cnn.in_size (and cnn.crop) to match the data")  # fmt: skip
-    groups = np.char.add(np.char.add(full.subject.astype(str), "/"), full.sequence.astype(str))
-    train_idx, val_idx = split_train_val(groups, cfg.val_fraction, cfg.train_fraction, seed)
+    pool = _with_actions(full.action, cfg.actions, f"{cfg.root} (train)")
+    groups = np.char.add(np.char.add(full.subject[pool].astype(str), "/"), full.sequence[pool].astype(str))
+    train_idx, val_idx = (pool[i] for i in split_train_val(groups, cfg.val_fraction, cfg.train_fraction, seed))
     val = PoseImageDataset(full.paths, indices=val_idx) if len(val_idx) else None
-    return Splits(PoseImageDataset(full.paths, indices=train_idx), val, PoseImageDataset(cfg.root, "test"))
+    test = PoseImageDataset(cfg.root, "test")
+    if cfg.actions is not None:
+        test = PoseImageDataset(test.paths, indices=_with_actions(test.action, cfg.actions, f"{cfg.root} (test)"))
+    return Splits(PoseImageDataset(full.paths, indices=train_idx), val, test)
+
+
+def _with_actions(actions: np.ndarray, keep: tuple[str, ...] | None, where: str) -> np.ndarray:
+    """Indices (int64) of the samples whose action is in ``keep`` (all when ``keep`` is None)."""
+    if keep is None:
+        return np.arange(len(actions), dtype=np.int64)
+    idx = np.flatnonzero(np.isin(actions, list(keep))).astype(np.int64)
+    if len(idx) == 0:
+        raise ValueError(f"{where} has no sample of the actions {list(keep)}")
+    return idx
 
 
 class PoseDataset(Dataset):

@@ -4,7 +4,8 @@ The run directory holds ``config.yaml`` (the resolved configuration), a folder p
 rewritten every epoch; ``model.safetensors`` once the stage is done) and ``logs/STAGE/version_k/`` (CSV
 metrics). A resumed pipeline loads the finished stages and continues the one it was in. Stages:
 
-1. ``ae_pretrain{i}`` for each AE layer ``i`` (greedy), then ``ae_finetune``: the pose auto-encoder on
+1. ``ae_pretrain{i}`` for each AE layer ``i`` (greedy; skipped for a one-layer AE, whose pre-training
+   would be its fine-tuning), then ``ae_finetune``: the pose auto-encoder on
    the training poses;
 2. ``latent``: the CNN regresses the frozen AE's code ``h_L``;
 3. ``finetune``: the AE's decoder is appended and the whole ``StructuredNet`` trained on the pose;
@@ -70,8 +71,9 @@ def train_all(cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -> dic
 
     L.seed_everything(seed, verbose=False)
     ae = PoseAutoencoder(cfg.ae, normalizer.scale_mm)
-    for layer in range(ae.num_layers):
-        stage(AEModule(ae, normalizer, layer=layer), poses, cfg.ae_pretrain, f"ae_pretrain{layer}")
+    if ae.num_layers > 1:  # greedy pre-training; for one layer it is the same objective as the fine-tuning
+        for layer in range(ae.num_layers):
+            stage(AEModule(ae, normalizer, layer=layer), poses, cfg.ae_pretrain, f"ae_pretrain{layer}")
     stage(AEModule(ae, normalizer), poses, cfg.ae_finetune, "ae_finetune")
 
     def image_stage(net: nn.Module, stage_cfg: StageConfig, name: str, latent: bool = False) -> None:
