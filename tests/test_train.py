@@ -304,3 +304,22 @@ def test_safetensors_and_onnx_round_trip(cfg: ExperimentConfig, splits, tmp_path
     (out,) = ReferenceEvaluator(str(path)).run(None, {"images": images.numpy()})
     assert out.shape == (5, 17, 3)
     np.testing.assert_allclose(out, expected.numpy(), atol=1e-2)  # mm
+
+
+def test_action_filter_keeps_one_action_in_every_split(tmp_path: Path) -> None:
+    """``data.actions`` (the one-model-per-action protocol) restricts train, validation and test alike."""
+    n = 96
+    poses = _poses(n, np.random.default_rng(3))
+    actions = ["walk" if (i // 16) % 2 else "jump" for i in range(n)]
+    for split in ("train", "test"):
+        with StoreWriter(shard_path(tmp_path, split), SIZE) as w:
+            w.append(images=_render(poses), poses3d=poses, joints2d=np.zeros((n, 17, 2)), intrinsics=np.zeros((n, 9)),
+                     boxes=np.zeros((n, 4)), root_cam=np.zeros((n, 3)), subject=["S1"] * n, action=actions,
+                     sequence=[f"s{i // 16}" for i in range(n)], frame=np.arange(n), camera_id=["c0"] * n)  # fmt: skip
+    cfg = load_config("tiny", [f"data.root={tmp_path}", "data.actions=[jump]"])
+    got = load_splits(cfg.data, 0, SIZE)
+    for ds in (got.train, got.val, got.test):
+        assert len(ds) and set(ds.action) == {"jump"}
+    assert len(got.train) + len(got.val) == 48 and len(got.test) == 48
+    with pytest.raises(ValueError, match="no sample of the actions"):
+        load_splits(load_config("tiny", [f"data.root={tmp_path}", "data.actions=[sit]"]).data, 0, SIZE)
