@@ -18,14 +18,20 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch):
         assert needle in report
     for name in ("figure2.png", "loss_curves.png", "config.yaml", "environment.json"):
         assert (run / name).stat().st_size > 0
-    preds = np.load(run / "predictions_seed0.npz")
+    preds = dict(np.load(run / "predictions_seed0.npz"))
     assert preds["ours"].shape == preds["gt"].shape and np.isfinite(preds["ours"]).all()
     # the embedded dataset was rendered where the preset points, and is reused
     assert (tmp_path / "data/synth/tiny/train.h5").is_file()
     with pytest.raises(FileExistsError, match="--resume"):
         main(["reproduce", "--preset", "tiny", "--out", "run"])
-    # a resumed run reloads the finished stages and reports again
-    assert main(["reproduce", "--preset", "tiny", "--out", "run", "--resume"]) == 0
+    # a resumed run reloads the finished stages, reports again, and can add ablations (2 seeds: seed 0 is
+    # the main run's, reused; seed 1 is trained)
+    assert main(["reproduce", "--preset", "tiny", "--out", "run", "--resume", "--ablations", "preset"]) == 0
+    again = np.load(run / "predictions_seed0.npz")
+    for key in ("linkde", "cnn", "ours"):  # every model reloaded, none retrained
+        np.testing.assert_array_equal(again[key], preds[key])
+    table = (run / "ablations.md").read_text()
+    assert "| preset |" in table and "OURS/CNN" in table and (run / "seed1" / "direct").is_dir()
 
 
 def test_data_show_and_module_entry_point(tmp_path):

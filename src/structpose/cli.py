@@ -90,7 +90,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         out=Path(args.out) if args.out else None,
         overrides=args.set,
         resume=args.resume,
-        ablations=args.ablations,
+        ablations=None if args.ablations is None else [k for k in args.ablations.split(",") if k],
         seeds=args.seeds,
         per_action=args.per_action,
     )
@@ -156,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (must not exist; default runs/PRESET-TIMESTAMP)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--ablations", action="store_true", help="also run the ablation table")
+    p.add_argument("--ablations", nargs="?", const="", default=None, metavar="KEYS",
+                   help="also run the ablation table (2+ seeds): all settings, or comma-separated keys of "
+                        "preset,ae2,width500,lam0,lam1,sigma0,data5,data20")  # fmt: skip
     p.add_argument("--seeds", type=int, default=None, help="number of seeds per model (spread reported)")
     p.add_argument("--per-action", action="store_true", help="one model per action, as the paper trained")
     p.set_defaults(func=cmd_reproduce)

@@ -83,16 +83,21 @@ def _hog_features(ds: PoseImageDataset, chunk: int = 2048) -> np.ndarray:
     return np.concatenate(out)
 
 
-def fit_linkde(cfg: ExperimentConfig, run_dir: Path) -> np.ndarray:
+def fit_linkde(cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -> np.ndarray:
     """LinKDE on HOG features: kernel widths and ridge chosen on the validation split (carved from the
     train split exactly as for the networks), then fitted on the training split; returns the test
-    predictions (N, 17, 3) mm. The selection table is saved beside the weights."""
-    from safetensors.numpy import save_file
+    predictions (N, 17, 3) mm. The selection table is saved beside the weights; a resumed run reloads them."""
+    from safetensors.numpy import load_file, save_file
 
     from structpose.models.linkde import LinKDE, LinKDEConfig, select_config
     from structpose.train.data import load_splits
 
     splits = load_splits(cfg.data, cfg.trainer.seed, cfg.cnn.in_size)
+    out = run_dir / "linkde"
+    if resume and (out / "model.safetensors").is_file() and (out / "selection.json").is_file():
+        chosen = LinKDEConfig(**json.loads((out / "selection.json").read_text())["chosen"])
+        model = LinKDE(chosen).load_state_dict(load_file(str(out / "model.safetensors")))
+        return model.predict(_hog_features(splits.test))
     train_x = _hog_features(splits.train)
     base = LinKDEConfig(seed=cfg.trainer.seed)
     scores: list = []
@@ -100,7 +105,6 @@ def fit_linkde(cfg: ExperimentConfig, run_dir: Path) -> np.ndarray:
         base, scores = select_config(train_x, splits.train.poses3d, _hog_features(splits.val), splits.val.poses3d,
                                      base=base, seed=cfg.trainer.seed)  # fmt: skip
     model = LinKDE(base).fit(train_x, splits.train.poses3d)
-    out = run_dir / "linkde"
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
     (out / "selection.json").write_text(json.dumps({"chosen": asdict(base), "val_mpjpe_mm": scores}, indent=1))
@@ -116,7 +120,7 @@ def run_seed(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict[str, np
     models = train_all(cfg, run_dir, resume=resume)
     test = load_splits(cfg.data, cfg.trainer.seed, cfg.cnn.in_size).test
     preds = {k: predict(m, test, batch_size=256) for k, m in models.items()}
-    preds["linkde"] = fit_linkde(cfg, run_dir)
+    preds["linkde"] = fit_linkde(cfg, run_dir, resume)
     return preds
 
 
@@ -147,7 +151,7 @@ def reproduce(
     out: Path | None = None,
     overrides: list[str] | None = None,
     resume: bool = False,
-    ablations: bool = False,
+    ablations: list[str] | None = None,
     seeds: int | None = None,
     per_action: bool = False,
 ) -> Path:
@@ -187,8 +191,8 @@ def reproduce(
         note += ("\n\nProtocol: one model per action (`--per-action`), as the paper trained; test samples of "
                  "actions with fewer than two training sequences are left out of every row.")  # fmt: skip
     write_report(run_dir, cfg, results, predictions, test, preset, n_seeds, minutes, note)
-    if ablations:
+    if ablations is not None:
         from structpose.ablations import run_ablations
 
-        run_ablations(cfg, run_dir, n_seeds=max(2, n_seeds), resume=resume)
+        run_ablations(cfg, run_dir, n_seeds=max(2, n_seeds), resume=resume, keys=ablations or None)
     return run_dir
