@@ -20,6 +20,22 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch):
         assert (run / name).stat().st_size > 0
     preds = dict(np.load(run / "predictions_seed0.npz"))
     assert preds["ours"].shape == preds["gt"].shape and np.isfinite(preds["ours"]).all()
+    # the trained network runs on image files: the same poses as in the report for the same crops
+    from PIL import Image
+
+    from structpose.data.dataset import PoseImageDataset
+
+    test = PoseImageDataset(tmp_path / "data/synth/tiny", "test")
+    files = []
+    for i in (0, 5):
+        files.append(tmp_path / f"crop{i}.png")
+        Image.fromarray(test[i]["image"].numpy().transpose(1, 2, 0)).save(files[-1])
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    code = main(["predict", *map(str, files), str(tmp_path / "broken.png"), "--run", "run", "--out", "pred", "--onnx"])
+    assert code == 1  # one file was bad, the others went through
+    got = np.load(tmp_path / "pred/poses.npz")
+    np.testing.assert_allclose(got["poses"], preds["ours"][[0, 5]], atol=1e-3)
+    assert (tmp_path / "pred/poses.png").is_file() and (tmp_path / "pred/ours.onnx").is_file()
     # the embedded dataset was rendered where the preset points, and is reused
     assert (tmp_path / "data/synth/tiny/train.h5").is_file()
     with pytest.raises(FileExistsError, match="--resume"):

@@ -98,6 +98,17 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from structpose.predict import predict_images
+
+    out, problems = predict_images(Path(args.run), [Path(p) for p in args.images], Path(args.out),
+                                   model=args.model, onnx=args.onnx)  # fmt: skip
+    for line in problems:
+        print(f"skipped {line}", file=sys.stderr)
+    print(f"wrote {out / 'poses.npz'} and {out / 'poses.png'}")
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="structpose", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, help="number of seeds per model (spread reported)")
     p.add_argument("--per-action", action="store_true", help="one model per action, as the paper trained")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("predict", help="3D poses of your own person crops with a trained run's network")
+    p.add_argument("images", nargs="+", help="image files, each a person-centred crop")
+    p.add_argument("--run", required=True, help="a run folder written by `structpose reproduce`")
+    p.add_argument("--out", default="predictions", help="folder for poses.npz and poses.png")
+    p.add_argument("--model", default="ours", choices=["ours", "cnn"])
+    p.add_argument("--onnx", action="store_true", help="also export the network as ONNX into --out")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
