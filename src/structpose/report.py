@@ -122,6 +122,7 @@ def figure2(images: np.ndarray, joints2d: np.ndarray, gt: np.ndarray, preds: dic
             err = float(np.linalg.norm(pred[i] - gt[i], axis=-1).mean())
             ax3.set_title(f"{METHOD_NAMES.get(key, key)}: {err:.0f} mm", fontsize=8)
             ax3.set_xticklabels([]), ax3.set_yticklabels([]), ax3.set_zticklabels([])
+            ax3.set_xlabel(""), ax3.set_ylabel(""), ax3.set_zlabel("")
     fig.suptitle("dashed: ground truth; solid: prediction (left red, right blue)", fontsize=9)
     return save_figure(fig, path)
 

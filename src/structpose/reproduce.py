@@ -35,7 +35,8 @@ def ensure_dataset(cfg: ExperimentConfig, data: Path | None, preset: str, worker
     """The dataset directory to use; renders the embedded default (``structpose data synth``) if missing."""
     root = Path(data) if data is not None else Path(cfg.data.root)
     try:
-        list_shards(root, "train"), list_shards(root, "test")
+        for split in ("train", "test"):
+            list_shards(root, split)
         return root
     except StoreError:
         if data is not None:
