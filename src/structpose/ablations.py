@@ -70,7 +70,7 @@ def _ms(values: list[float], digits: int = 1) -> str:
 
 def _write(rows, path: Path, n_seeds: int) -> None:
     lines = [
-        f"# Ablations (test MPJPE in mm, mean ± std over {n_seeds} seeds)",
+        f"# Ablations (MPJPE in mm over all test samples, mean ± std over {n_seeds} seeds; epochs as in the preset)",
         "",
         "| Setting | Overrides | OURS with FT | OURS no FT | CNN | OURS/CNN |",
         "|---|---|---|---|---|---|",
