@@ -111,6 +111,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="structpose", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show Lightning's informational messages")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data_parser = sub.add_parser("data", help="build, import and look at datasets")
@@ -186,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:  # Lightning's per-stage banners and tips; progress bars and warnings stay
+        import logging
+
+        for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     return int(args.func(args) or 0)
 
 
