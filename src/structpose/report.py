@@ -166,7 +166,8 @@ def write_report(run_dir, cfg, results, predictions, test, preset, n_seeds, minu
         f"# structpose reproduce — preset `{preset}`",
         "",
         f"Data: `{cfg.data.root}` ({len(test)} test images of held-out subjects/styles). "
-        f"Training took {minutes:.1f} min on {env.get('cuda') or str(env.get('cpus')) + ' CPU cores'}. "
+        f"This invocation took {minutes:.1f} min on {env.get('cuda') or str(env.get('cpus')) + ' CPU cores'} "
+        "(a `--resume` reloads the stages already trained). "
         f"Values: {spread}.",
         "",
         "## Table 1 analogue — MPJPE (mm, protocol #1: no alignment, root-relative) per action; P-MPJPE "
