@@ -46,7 +46,6 @@ def test_normalizer_fits_mean_and_pooled_std_and_round_trips():
     assert z.square().mean().item() == pytest.approx(1.0, rel=1e-4)  # the scale is the pooled std, mm
     assert 100 < norm.scale_mm < 1000
     torch.testing.assert_close(norm.denormalize(z), poses, atol=1e-3, rtol=0)
-    assert norm.mm_to_units(40.0) == pytest.approx(40.0 / norm.scale_mm)
 
 
 def test_normalizer_explicit_scale_and_state_dict():
@@ -168,7 +167,7 @@ def test_greedy_pretraining_then_fine_tuning():
     before = ae.loss(y, train=False)[0]
     train(ae, lambda step: y, steps=100)
     assert ae.loss(y, train=False)[0] < before
-    assert ae.encode(y).shape == (256, 32) and (ae.encode(y) >= 0).all()
+    assert ae.encode(y).shape == (256, 32)
 
 
 @pytest.mark.parametrize("tied", [True, False])

@@ -29,7 +29,7 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch):
     files = []
     for i in (0, 5):
         files.append(tmp_path / f"crop{i}.png")
-        Image.fromarray(test[i]["image"].numpy().transpose(1, 2, 0)).save(files[-1])
+        Image.fromarray(test.images([i])[0]).save(files[-1])
     (tmp_path / "broken.png").write_bytes(b"not an image")
     code = main(["predict", *map(str, files), str(tmp_path / "broken.png"), "--run", "run", "--out", "pred", "--onnx"])
     assert code == 1  # one file was bad, the others went through

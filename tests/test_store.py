@@ -270,6 +270,12 @@ def test_getitems_equals_per_item_reads(sharded):
         assert got.keys() == want.keys()
         for key in want:
             assert torch.equal(got[key], want[key]), key
+    sub = ds.subset(indices)  # a view on the same samples, metadata included
+    np.testing.assert_array_equal(sub.poses3d, ds.poses3d[indices])
+    assert torch.equal(sub[4]["image"], ds[indices[4]]["image"]) and len(sub) == len(indices)
+    hwc = ds.images(indices)  # the same crops as an HWC uint8 array, in the given order
+    assert hwc.shape == (len(indices), ds.image_size, ds.image_size, 3) and hwc.dtype == np.uint8
+    np.testing.assert_array_equal(hwc, np.stack([b["image"].numpy().transpose(1, 2, 0) for b in batch]))
 
 
 def collect(loader: DataLoader) -> dict[str, torch.Tensor]:

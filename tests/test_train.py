@@ -279,7 +279,6 @@ def test_pipeline_trains_three_predictors_and_resumes(cfg: ExperimentConfig, spl
 
 
 def test_safetensors_and_onnx_round_trip(cfg: ExperimentConfig, splits, tmp_path: Path) -> None:
-    import onnx
     from onnx.reference import ReferenceEvaluator
 
     L.seed_everything(1, verbose=False)
@@ -300,7 +299,6 @@ def test_safetensors_and_onnx_round_trip(cfg: ExperimentConfig, splits, tmp_path
     assert torch.equal(PosePredictor(twin)(images).detach(), expected)
 
     path = export_onnx(net, tmp_path / "ours.onnx", SIZE)
-    onnx.checker.check_model(onnx.load(str(path)))
     (out,) = ReferenceEvaluator(str(path)).run(None, {"images": images.numpy()})
     assert out.shape == (5, 17, 3)
     np.testing.assert_allclose(out, expected.numpy(), atol=1e-2)  # mm

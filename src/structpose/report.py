@@ -155,8 +155,7 @@ def write_report(run_dir, cfg, results, predictions, test, preset, n_seeds, minu
 
     rng = np.random.default_rng(0)
     pick = np.sort(rng.choice(len(test), size=min(5, len(test)), replace=False))
-    batch = test.__getitems__(pick.tolist())
-    images = np.stack([b["image"].numpy().transpose(1, 2, 0) for b in batch])
+    images = test.images(pick)
     shown = {k: predictions[k][pick] for k in ("linkde", "cnn", "ours") if k in predictions}
     figure2(images, test.joints2d[pick], test.poses3d[pick], shown, run_dir / "figure2.png")
     curves = loss_curves(run_dir, run_dir / "loss_curves.png")

@@ -13,6 +13,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from structpose.data.dataset import PoseImageDataset
 from structpose.data.store import StoreError, list_shards
 from structpose.report import Evaluation, evaluate, write_report
 from structpose.train.config import ExperimentConfig, load_config
+from structpose.train.data import Splits, load_splits
 
 PAPER_NOTE = (
     "The paper's own figures are on Human3.6M (real images, 15 actions, subjects S9/S11) and are **not "
@@ -77,23 +79,17 @@ def _hog_features(ds: PoseImageDataset, chunk: int = 2048) -> np.ndarray:
     """HOG descriptors (N, D) of a dataset's crops, read and described ``chunk`` images at a time."""
     from structpose.models.features import hog
 
-    out = []
-    for lo in range(0, len(ds), chunk):
-        batch = ds.__getitems__(list(range(lo, min(lo + chunk, len(ds)))))
-        out.append(hog(np.stack([b["image"].numpy().transpose(1, 2, 0) for b in batch])))
-    return np.concatenate(out)
+    return np.concatenate([hog(ds.images(np.arange(lo, min(lo + chunk, len(ds))))) for lo in range(0, len(ds), chunk)])
 
 
-def fit_linkde(cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -> np.ndarray:
+def fit_linkde(cfg: ExperimentConfig, splits: Splits, run_dir: Path, resume: bool = False) -> np.ndarray:
     """LinKDE on HOG features: kernel widths and ridge chosen on the validation split (carved from the
     train split exactly as for the networks), then fitted on the training split; returns the test
     predictions (N, 17, 3) mm. The selection table is saved beside the weights; a resumed run reloads them."""
     from safetensors.numpy import load_file, save_file
 
     from structpose.models.linkde import LinKDE, LinKDEConfig, select_config
-    from structpose.train.data import load_splits
 
-    splits = load_splits(cfg.data, cfg.trainer.seed, cfg.cnn.in_size)
     out = run_dir / "linkde"
     if resume and (out / "model.safetensors").is_file() and (out / "selection.json").is_file():
         chosen = LinKDEConfig(**json.loads((out / "selection.json").read_text())["chosen"])
@@ -115,13 +111,12 @@ def fit_linkde(cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -> np
 def run_seed(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict[str, np.ndarray]:
     """Train every model of one seed; return predictions {method: (N, 17, 3) mm} for the test samples
     of ``cfg.data.actions`` (all test samples when null), in store order."""
-    from structpose.train.data import load_splits
     from structpose.train.pipeline import predict, train_all
 
-    models = train_all(cfg, run_dir, resume=resume)
-    test = load_splits(cfg.data, cfg.trainer.seed, cfg.cnn.in_size).test
-    preds = {k: predict(m, test, batch_size=256) for k, m in models.items()}
-    preds["linkde"] = fit_linkde(cfg, run_dir, resume)
+    splits = load_splits(cfg.data, cfg.trainer.seed, cfg.cnn.in_size)
+    models = train_all(cfg, run_dir, resume=resume, splits=splits)
+    preds = {k: predict(m, splits.test, batch_size=256) for k, m in models.items()}
+    preds["linkde"] = fit_linkde(cfg, splits, run_dir, resume)
     return preds
 
 
@@ -131,8 +126,8 @@ def run_per_action(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> tuple[
     test_actions = PoseImageDataset(cfg.data.root, "test").action.astype(str)
     train = PoseImageDataset(cfg.data.root, "train")
     # an action needs 2+ training sequences: validation takes whole sequences
-    sequences = {(str(a), str(q)) for a, q in zip(train.action, train.sequence, strict=True)}
-    trainable = {a for a, _ in sequences if sum(1 for b, _ in sequences if b == a) >= 2}
+    sequences = Counter(a for a, _ in {(str(a), str(q)) for a, q in zip(train.action, train.sequence, strict=True)})
+    trainable = {a for a, count in sequences.items() if count >= 2}
     actions = sorted(set(test_actions) & trainable)
     mask = np.isin(test_actions, actions)
     preds: dict[str, np.ndarray] = {}
@@ -177,7 +172,7 @@ def reproduce(
         seed_dir = run_dir / f"seed{scfg.trainer.seed}"
         if per_action:
             preds, mask = run_per_action(scfg, seed_dir, resume)
-            test = PoseImageDataset(root, "test", indices=np.flatnonzero(mask))
+            test = PoseImageDataset(root, "test").subset(np.flatnonzero(mask))
         else:
             preds = run_seed(scfg, seed_dir, resume)
         for key in ("linkde", "cnn", "ours_noft", "ours"):

@@ -9,6 +9,7 @@ per-sample dicts that ``collate_fn`` expects (``default_collate`` stacks them).
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -17,10 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from structpose.data.store import StoreError, list_shards, open_h5, open_store, read_rows
-
-_META = ("poses3d", "joints2d", "intrinsics", "boxes", "root_cam", "frame", "subject", "action", "sequence",
-         "camera_id")  # fmt: skip
+from structpose.data.store import META_FIELDS, StoreError, list_shards, open_h5, open_store, read_rows
 
 
 def batch_to_items(
@@ -59,7 +57,7 @@ class PoseImageDataset(Dataset):
         self, root_or_paths: str | Path | list[Path], split: str | None = None, indices: np.ndarray | None = None
     ) -> None:
         self.paths = _resolve_paths(root_or_paths, split)
-        meta: dict[str, list[np.ndarray]] = {name: [] for name in _META}
+        meta: dict[str, list[np.ndarray]] = {name: [] for name in META_FIELDS}
         sizes, self.shard_attrs = [], []
         image_sizes = set()
         for path in self.paths:
@@ -67,7 +65,7 @@ class PoseImageDataset(Dataset):
                 sizes.append(len(store))
                 image_sizes.add(store.image_size)
                 self.shard_attrs.append(store.attrs)
-                for name in _META:
+                for name in META_FIELDS:
                     meta[name].append(getattr(store, name))
         if len(image_sizes) != 1:
             raise StoreError(f"{self.paths}: shards have different image sizes {sorted(image_sizes)}")
@@ -99,13 +97,31 @@ class PoseImageDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.__getitems__([i])[0]
 
-    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
-        """Batched fetch: one HDF5 read per shard for the whole batch; returns one dict per index."""
+    def _positions(self, indices) -> np.ndarray:
         positions = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = len(self)
         if positions.size and (positions.min() < -n or positions.max() >= n):
             raise IndexError(f"index out of range for a dataset of {n} samples")
-        positions = positions % max(n, 1)
+        return positions % max(n, 1)
+
+    def subset(self, indices) -> PoseImageDataset:
+        """The samples at positions ``indices`` of this dataset, as a dataset of their own; no file is read
+        (the metadata is already in memory)."""
+        positions = self._positions(indices)
+        view = copy.copy(self)
+        view._global = self._global[positions]
+        for name in META_FIELDS:
+            setattr(view, name, getattr(self, name)[positions])
+        view._handles = {}
+        return view
+
+    def images(self, indices) -> np.ndarray:
+        """The crops at dataset positions ``indices`` (n,) as (n, S, S, 3) uint8, HWC, in the given order."""
+        return self._read_images(self._global[self._positions(indices)])
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+        """Batched fetch: one HDF5 read per shard for the whole batch; returns one dict per index."""
+        positions = self._positions(indices)
         images = self._read_images(self._global[positions])
         return batch_to_items(positions, images, self.poses3d[positions], self.joints2d[positions],
                               self.intrinsics[positions])  # fmt: skip

@@ -44,7 +44,7 @@ from structpose.data.h36m import (
     find_sequences,
     read_cdf_poses,
 )
-from structpose.data.store import StoreError, StoreReader, StoreWriter, open_store, shard_path
+from structpose.data.store import META_FIELDS, StoreError, StoreReader, StoreWriter, open_store, shard_path
 from structpose.data.video import VideoError, iter_frames, probe_video
 from structpose.skeleton import H36M_32_TO_17
 
@@ -161,7 +161,8 @@ def import_h36m(
         if keys:
             present = sorted({k.split("/")[0] for k in keys}, key=split_subjects.index)
             attrs = _split_attrs(split, present, cfg)
-            report.files[split] = _merge([parts[k] for k in keys], out, split, cfg.size, attrs, progress)
+            sizes = [results[k].samples for k in keys]
+            report.files[split] = _merge([parts[k] for k in keys], sizes, out, split, cfg.size, attrs, progress)
             report.samples[split] = sum(results[k].samples for k in keys)
     (out / REPORT_NAME).write_text(report.summary() + "\n")
     if not keep_parts:
@@ -307,15 +308,13 @@ def _split_attrs(split: str, subjects: list[str], cfg: ImportConfig) -> dict:
     }
 
 
-def _merge(parts: list[Path], out: Path, split: str, size: int, attrs: dict, progress: bool) -> list[Path]:
-    """Stream ``parts`` (in order) into balanced shards of ``split`` under ``out``; returns the shard paths.
-
-    Other files of the split (an earlier import's shards) are removed once the new ones are in place.
+def _merge(
+    parts: list[Path], sizes: list[int], out: Path, split: str, size: int, attrs: dict, progress: bool
+) -> list[Path]:
+    """Stream ``parts`` (in order; ``sizes``: their sample counts) into balanced shards of ``split`` under
+    ``out``; returns the shard paths. Other files of the split (an earlier import's shards) are removed once
+    the new ones are in place.
     """
-    sizes = []
-    for p in parts:
-        with open_store(p) as store:
-            sizes.append(len(store))
     total = sum(sizes)
     num_shards = max(1, math.ceil(total / MAX_SAMPLES_PER_SHARD))
     quota = math.ceil(total / num_shards)
@@ -356,6 +355,4 @@ def _merge(parts: list[Path], out: Path, split: str, size: int, attrs: dict, pro
 def _rows(store: StoreReader, start: int, stop: int) -> dict:
     """Samples ``start:stop`` of a store as :meth:`StoreWriter.append` keyword arguments."""
     s = slice(start, stop)
-    fields = ("poses3d", "joints2d", "intrinsics", "boxes", "root_cam", "frame", "subject", "action", "sequence",
-              "camera_id")  # fmt: skip
-    return {"images": store.images(s), **{f: getattr(store, f)[s] for f in fields}}
+    return {"images": store.images(s), **{f: getattr(store, f)[s] for f in META_FIELDS}}

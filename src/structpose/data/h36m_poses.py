@@ -78,7 +78,6 @@ def import_h36m_poses(src: Path, out: Path, every: int = 1) -> Path:
         out = out / "h36m_poses.npz"
     problems: list[str] = []
     reader = _from_cdf_tree(src, problems) if src.is_dir() else _from_videopose3d_npz(src, problems)
-    cams = {}
     names = ("world", "camera", "subject", "action", "sequence", "split", "frame")
     cols: dict[str, list[np.ndarray]] = {k: [] for k in names}
     for subject, name, raw in reader:
@@ -89,8 +88,7 @@ def import_h36m_poses(src: Path, out: Path, every: int = 1) -> Path:
         world = raw[frames][:, H36M_32_TO_17]  # (n, 17, 3) mm
         per_cam = []
         for cam_id in H36M_CAMERA_IDS:
-            cam = cams.setdefault((subject, cam_id), h36m_camera(subject, cam_id))
-            pcam = cam.world_to_camera(world)
+            pcam = h36m_camera(subject, cam_id).world_to_camera(world)
             per_cam.append(pcam - pcam[:, :1])
         cols["world"].append(world.astype(np.float32))
         cols["camera"].append(np.stack(per_cam, axis=1).astype(np.float32))

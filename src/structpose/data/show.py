@@ -6,17 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from structpose.data.store import list_shards, open_store
+from structpose.data.dataset import PoseImageDataset
 from structpose.viz import sample_sheet
 
 
 def show_store(path: str | Path, out: str | Path, split: str = "train", count: int = 18, seed: int = 0) -> Path:
-    """Write a PNG grid of ``count`` random samples of ``split`` (a store directory) or of one .h5 file."""
-    path = Path(path)
-    files = list_shards(path, split) if path.is_dir() else [path]
-    with open_store(files[0]) as store:
-        n = len(store)
-        idx = np.sort(np.random.default_rng(seed).choice(n, size=min(count, n), replace=False))
-        images = store.images(idx)
-        titles = [f"{store.subject[i]} {store.action[i]}"[:28] for i in idx]
-        return sample_sheet(images, store.joints2d[idx], store.poses3d[idx], titles, out)
+    """Write a PNG grid of ``count`` random samples of ``split`` (a store directory, all its shards) or of
+    one .h5 file, with their 2D skeletons and the 3D pose of the first."""
+    ds = PoseImageDataset(path, split if Path(path).is_dir() else None)
+    idx = np.sort(np.random.default_rng(seed).choice(len(ds), size=min(count, len(ds)), replace=False))
+    titles = [f"{ds.subject[i]} {ds.action[i]}"[:28] for i in idx]
+    return sample_sheet(ds.images(idx), ds.joints2d[idx], ds.poses3d[idx], titles, out)

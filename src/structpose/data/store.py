@@ -54,6 +54,8 @@ _NUMERIC: dict[str, tuple[tuple[int | str, ...], np.dtype]] = {
 }
 _STRINGS: tuple[str, ...] = ("subject", "action", "sequence", "camera_id")
 _FIELDS: tuple[str, ...] = (*_NUMERIC, *_STRINGS)
+#: The per-sample fields other than the images (small: readers load them eagerly).
+META_FIELDS: tuple[str, ...] = tuple(f for f in _FIELDS if f != "images")
 _RESERVED_ATTRS: frozenset[str] = frozenset(
     {"schema_version", "complete", "image_size", "num_samples", "joint_names", "structpose_version", "json_attrs"}
 )

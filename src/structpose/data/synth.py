@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from structpose.data.poselib import PoseLibrary, load_pose_library
+from structpose.data.poselib import POSELIB_ASSET, PoseLibrary, load_pose_library
 from structpose.data.store import StoreWriter, shard_path
 from structpose.render import render_sample, sample_appearance, sample_camera
 
@@ -71,7 +71,6 @@ def _render_chunk(args: tuple) -> dict[str, np.ndarray | list]:
     lib = _library(lib_path, sources)
     out: dict[str, list] = {k: [] for k in ("images", "poses3d", "joints2d", "intrinsics", "boxes", "root_cam")}
     meta: dict[str, list] = {k: [] for k in ("subject", "action", "sequence", "frame", "camera_id")}
-    subjects, actions = lib.column("subject"), lib.column("action")
     for i, f in zip(ids, frames, strict=True):
         rng = np.random.default_rng([cfg.seed, _SPLIT_ID[split], int(i)])
         pose = lib.poses[f].astype(np.float64)
@@ -83,8 +82,8 @@ def _render_chunk(args: tuple) -> dict[str, np.ndarray | list]:
         out["boxes"].append(sample.box)
         out["root_cam"].append(sample.root_cam)
         seq = lib.sequences[int(lib.sequence[f])]
-        meta["subject"].append(str(subjects[f]))
-        meta["action"].append(str(actions[f]))
+        meta["subject"].append(str(seq["subject"]))
+        meta["action"].append(str(seq["action"]))
         meta["sequence"].append(str(seq["name"]))
         meta["frame"].append(int(lib.frame[f]))
         meta["camera_id"].append(f"synth:{int(i)}")
@@ -97,7 +96,7 @@ def _file_digest(path: Path | None) -> str:
     if path is None:
         from importlib import resources
 
-        data = resources.files("structpose.assets").joinpath("poselib_v1.npz").read_bytes()
+        data = resources.files("structpose.assets").joinpath(POSELIB_ASSET).read_bytes()
     else:
         data = Path(path).read_bytes()
     return hashlib.sha256(data).hexdigest()
@@ -128,7 +127,7 @@ def synthesize(
         "created_by": "structpose data synth",
         "preset": preset,
         "config": json.dumps(asdict(cfg)),
-        "pose_library": str(pose_library or "structpose/assets/poselib_v1.npz"),
+        "pose_library": str(pose_library or f"structpose/assets/{POSELIB_ASSET}"),
         "pose_library_sha256": _file_digest(pose_library),
         "sources": ",".join(cfg.sources),
         "license": _licence_note(cfg.sources),

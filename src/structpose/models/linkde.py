@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from structpose.metrics import mpjpe
 from structpose.skeleton import NUM_JOINTS, root_relative
 
 _POSE_DIM = 3 * NUM_JOINTS
@@ -341,13 +342,13 @@ def select_config(
     grid = grid or SELECTION_GRID
     rng = np.random.default_rng(seed)
     sub = np.sort(rng.choice(len(train_features), size=min(max_train, len(train_features)), replace=False))
+    x_sub, y_sub = train_features[sub], train_poses[sub]
     truth = root_relative(np.asarray(val_poses, dtype=np.float32))
     keys = list(grid)
     scores: list[tuple[dict[str, float], float]] = []
     for values in itertools.product(*(grid[k] for k in keys)):
         setting = dict(zip(keys, values, strict=True))
-        model = LinKDE(replace(base, **setting)).fit(train_features[sub], train_poses[sub])
-        pred = model.predict(val_features)
-        scores.append((setting, float(np.linalg.norm(pred - truth, axis=-1).mean())))
+        pred = LinKDE(replace(base, **setting)).fit(x_sub, y_sub).predict(val_features)
+        scores.append((setting, float(mpjpe(pred, truth))))
     best = min(scores, key=lambda item: item[1])[0]
     return replace(base, **best), scores

@@ -5,7 +5,7 @@ per-coordinate training mean is subtracted and the result is divided by ONE scal
 normalised unit). A single scalar, rather than a per-coordinate std, keeps the map isotropic, so that:
 
 * a Gaussian noise of std ``sigma_mm`` on the pose in mm is a Gaussian noise of std ``sigma_mm / scale``
-  on the normalised pose (see :meth:`PoseNormalizer.mm_to_units`);
+  on the normalised pose (``noise_mm / scale_mm``, as ``PoseAutoencoder`` does);
 * an L2 loss on normalised poses is the L2 loss in mm divided by ``scale**2``;
 * the auto-encoder's contractive penalty, taken w.r.t. the normalised input, is the one w.r.t. the pose
   in mm times ``scale**2`` (``dh/dy_norm = scale * dh/dy_mm``); so its objective ``recon + lam * penalty``
@@ -58,10 +58,6 @@ class PoseNormalizer(nn.Module):
     def scale_mm(self) -> float:
         """Millimetres per normalised unit."""
         return float(self.scale)
-
-    def mm_to_units(self, length_mm: float) -> float:
-        """A length (e.g. a noise std) in mm expressed in normalised units."""
-        return length_mm / self.scale_mm
 
     def normalize(self, y_mm: torch.Tensor) -> torch.Tensor:
         """Poses ``(B, J, 3)`` in mm -> normalised vectors ``(B, 3J)``."""

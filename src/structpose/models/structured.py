@@ -28,10 +28,6 @@ class StructuredNet(nn.Module):
         self.decoder = decoder
         self.normalizer = normalizer
 
-    def latent(self, x: torch.Tensor) -> torch.Tensor:
-        """The CNN's estimate of the AE code ``h_L``: (B, 3, crop, crop) -> (B, latent)."""
-        return self.cnn(x)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.normalizer.denormalize(self.decoder(self.cnn(x)))
 

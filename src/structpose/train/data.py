@@ -63,11 +63,11 @@ def load_splits(cfg: DataConfig, seed: int, image_size: int) -> Splits:
     pool = _with_actions(full.action, cfg.actions, f"{cfg.root} (train)")
     groups = np.char.add(np.char.add(full.subject[pool].astype(str), "/"), full.sequence[pool].astype(str))
     train_idx, val_idx = (pool[i] for i in split_train_val(groups, cfg.val_fraction, cfg.train_fraction, seed))
-    val = PoseImageDataset(full.paths, indices=val_idx) if len(val_idx) else None
+    val = full.subset(val_idx) if len(val_idx) else None
     test = PoseImageDataset(cfg.root, "test")
     if cfg.actions is not None:
-        test = PoseImageDataset(test.paths, indices=_with_actions(test.action, cfg.actions, f"{cfg.root} (test)"))
-    return Splits(PoseImageDataset(full.paths, indices=train_idx), val, test)
+        test = test.subset(_with_actions(test.action, cfg.actions, f"{cfg.root} (test)"))
+    return Splits(full.subset(train_idx), val, test)
 
 
 def _with_actions(actions: np.ndarray, keep: tuple[str, ...] | None, where: str) -> np.ndarray:

@@ -31,7 +31,7 @@ from structpose.models.structured import DirectCNN, StructuredNet
 from structpose.train.ae_module import AEModule
 from structpose.train.base import StageModule
 from structpose.train.config import ExperimentConfig, StageConfig
-from structpose.train.data import PoseDataModule, PoseImageDataModule, load_splits
+from structpose.train.data import PoseDataModule, PoseImageDataModule, Splits, load_splits
 from structpose.train.engine import WEIGHTS, fit_stage
 from structpose.train.export import PosePredictor, load_weights
 from structpose.train.image_module import ImageRegressionModule
@@ -48,10 +48,13 @@ def _check_config(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> None:
     rank_zero_only(path.write_text)(text)
 
 
-def train_all(cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -> dict[str, nn.Module]:
+def train_all(
+    cfg: ExperimentConfig, run_dir: Path, resume: bool = False, splits: Splits | None = None
+) -> dict[str, nn.Module]:
     """Run the pipeline (module docstring) in ``run_dir``; returns the pose predictors in eval mode,
     each mapping normalised crops (B, 3, crop, crop) to poses (B, 17, 3) mm (see :func:`predict`):
-    ``ours_noft`` (StructuredNet before fine-tuning), ``ours`` (after) and ``cnn`` (DirectCNN)."""
+    ``ours_noft`` (StructuredNet before fine-tuning), ``ours`` (after) and ``cnn`` (DirectCNN).
+    ``splits``: the datasets of :func:`load_splits` for ``cfg``, when the caller has them already."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_config(cfg, run_dir, resume)
@@ -64,7 +67,7 @@ def train_all(cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -> dic
         else:
             fit_stage(module, data, stage_cfg, run_dir, name, resume=resume, trainer_cfg=cfg.trainer)
 
-    splits = load_splits(cfg.data, seed, cfg.cnn.in_size)
+    splits = splits or load_splits(cfg.data, seed, cfg.cnn.in_size)
     normalizer = PoseNormalizer.from_poses(splits.train.poses3d)
     poses = PoseDataModule.from_splits(splits, cfg.ae_finetune.batch_size)
     images = PoseImageDataModule.from_splits(splits, cfg.latent.batch_size, cfg.data.num_workers)
