@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from structpose.camera import H36M_CAMERA_IDS
+from structpose.errors import FormatError
 
 #: The 15 actions, as named in the 3D pose estimation literature.
 H36M_ACTIONS: tuple[str, ...] = (
@@ -44,7 +45,7 @@ KNOWN_DAMAGED_VIDEOS: dict[tuple[str, str, str], str] = {
 _STEM_RE = re.compile(r"(?P<base>[A-Za-z]+)(?: (?P<sub>\d+))?")
 
 
-class H36MFormatError(ValueError):
+class H36MFormatError(FormatError):
     """A Human3.6M file does not hold what the documented format says (the message names the file)."""
 
 

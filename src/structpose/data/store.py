@@ -34,6 +34,7 @@ import h5py
 import numpy as np
 
 from structpose import __version__
+from structpose.errors import StoreError
 from structpose.skeleton import H36M_JOINTS, NUM_JOINTS
 
 SCHEMA_VERSION: int = 1
@@ -60,10 +61,6 @@ _RESERVED_ATTRS: frozenset[str] = frozenset(
     {"schema_version", "complete", "image_size", "num_samples", "joint_names", "structpose_version", "json_attrs"}
 )
 _SHARD_RE = re.compile(r"^(?P<split>.+)-(?P<shard>\d{5})-of-(?P<total>\d{5})\.h5$")
-
-
-class StoreError(Exception):
-    """A dataset file or directory is missing, incomplete, corrupt or of another schema version."""
 
 
 def _error(path: Path, problem: str) -> StoreError:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from structpose.errors import FormatError
 
-class VideoError(RuntimeError):
+
+class VideoError(FormatError, RuntimeError):
     """A video cannot be read, or holds fewer frames than asked for (the message names the file)."""
 
 
