@@ -2,8 +2,10 @@
 
 Sources: the release's CDF tree (``ROOT/S*/MyPoseFeatures/D3_Positions/*.cdf``: world frame, 32 joints, mm)
 or the community's preprocessed ``data_3d_h36m.npz`` (VideoPose3D's format: the pickled item
-``positions_3d`` = ``{subject: {sequence: (F, 32, 3) world frame, metres}}``; being a pickle, load only a
-file you trust). Output: one ``.npz`` with, for ``N`` pose frames,
+``positions_3d`` = ``{subject: {sequence: (F, 32, 3) world frame, metres}}``). That item is a pickle; it
+is read by :func:`read_pickled_positions`, an unpickler that admits nothing but dicts, lists, strings,
+numbers and numpy arrays (no callable, no import), so a crafted file fails with a FormatError before
+any of its code could run. Output: one ``.npz`` with, for ``N`` pose frames,
 
     world       (N, 17, 3)     float32  mm, world frame (Z up)
     camera      (N, 4, 17, 3)  float32  mm, root-relative, in the frame of each camera of ``camera_ids``
@@ -15,8 +17,11 @@ file you trust). Output: one ``.npz`` with, for ``N`` pose frames,
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import pickle
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,12 +51,48 @@ def _from_cdf_tree(root: Path, problems: list[str]) -> Iterator[tuple[str, str, 
                 problems.append(f"{subject}/{stem}: not imported: {e}")
 
 
+#: The only globals a VideoPose3D ``positions_3d`` pickle may name: numpy's array reconstruction.
+_SAFE_GLOBALS = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Builds containers, numbers, strings and numpy arrays; refuses every other global (os.system, eval...)."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are allowed")
+        return super().find_class(module, name)
+
+
+def read_pickled_positions(path: Path, key: str = "positions_3d") -> object:
+    """The object stored as ``key`` in an ``.npz`` whose member is a pickled object array (VideoPose3D's
+    ``data_3d_h36m.npz``), read without running any code the file might carry.
+
+    Raises:
+        H36MFormatError: the file is not such an npz, or its pickle names anything but numpy arrays.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as member:
+            raw = io.BytesIO(member.read())
+        major, _ = np.lib.format.read_magic(raw)
+        header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        _, _, dtype = header(raw)
+        if not dtype.hasobject:
+            raw.seek(0)
+            return np.lib.format.read_array(raw, allow_pickle=False)
+        array = _ArraysOnlyUnpickler(raw).load()  # numpy writes an object array as one pickle after the header
+        return array.item() if isinstance(array, np.ndarray) and array.shape == () else array
+    except Exception as e:  # a crafted pickle can fail in many ways; none of them runs the file's code
+        raise H36MFormatError(f"not a VideoPose3D data_3d_h36m.npz ({type(e).__name__}: {e})", path) from None
+
+
 def _from_videopose3d_npz(path: Path, problems: list[str]) -> Iterator[tuple[str, str, np.ndarray]]:
     """(subject, sequence, world poses (F, 32, 3) mm) from VideoPose3D's ``data_3d_h36m.npz`` (metres)."""
-    try:
-        positions = np.load(path, allow_pickle=True)["positions_3d"].item()
-    except Exception as e:
-        raise H36MFormatError(f"{path}: not a VideoPose3D data_3d_h36m.npz ({type(e).__name__}: {e})") from None
+    positions = read_pickled_positions(path)
     if not isinstance(positions, dict):
         raise H36MFormatError(f"{path}: positions_3d is a {type(positions).__name__}, expected a dict")
     for subject in sorted(positions, key=lambda s: (s not in H36M_RELEASE_SUBJECTS, s)):
