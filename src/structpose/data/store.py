@@ -354,6 +354,19 @@ def _validate(path: Path, f: h5py.File) -> None:
     bad = {name: f[name].shape[0] for name in _FIELDS if f[name].shape[0] != n}
     if bad:
         raise _error(path, f"datasets {bad} do not hold num_samples={n} rows")
+    _check_finite(path, f, n)
+
+
+def _check_finite(path: Path, f: h5py.File, n: int, rows: int = 1 << 16) -> None:
+    """Raise :class:`StoreError` if any float field but the images holds NaN/inf (read ``rows`` at a time)."""
+    for name, (_, dtype) in _NUMERIC.items():
+        if dtype.kind != "f":
+            continue
+        for lo in range(0, n, rows):
+            block = f[name][lo : lo + rows].reshape(min(rows, n - lo), -1)
+            bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+            if bad.size:
+                raise _error(path, f"{name} holds non-finite values (NaN/inf), first in sample {lo + int(bad[0])}")
 
 
 def open_store(path: str | Path) -> StoreReader:

@@ -19,9 +19,13 @@ few hundred mm.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
+
+from structpose.errors import InputError
 
 
 class PoseNormalizer(nn.Module):
@@ -33,8 +37,10 @@ class PoseNormalizer(nn.Module):
     def __init__(self, mean: torch.Tensor | None = None, scale_mm: float = 1.0, num_joints: int = 17):
         super().__init__()
         mean = torch.zeros(3 * num_joints) if mean is None else torch.as_tensor(mean, dtype=torch.float32)
-        assert mean.shape == (3 * num_joints,), f"mean must be ({3 * num_joints},), got {tuple(mean.shape)}"
-        assert scale_mm > 0, "the scale must be positive"
+        if mean.shape != (3 * num_joints,):
+            raise InputError(f"mean must be ({3 * num_joints},), got {tuple(mean.shape)}")
+        if not torch.isfinite(mean).all() or not scale_mm > 0 or not math.isfinite(scale_mm):
+            raise InputError(f"the mean pose and the scale must be finite and the scale positive, got {scale_mm}")
         self.num_joints = num_joints
         self.register_buffer("mean", mean.clone())
         self.register_buffer("scale", torch.tensor(float(scale_mm)))
@@ -47,7 +53,12 @@ class PoseNormalizer(nn.Module):
         of all centred coordinates pooled over the N frames and 3J coordinates.
         """
         y = torch.as_tensor(np.asarray(poses), dtype=torch.float64)
-        assert y.ndim == 3 and y.shape[-1] == 3 and y.shape[0] > 1, f"expected (N, J, 3), got {y.shape}"
+        if y.ndim != 3 or y.shape[-1] != 3 or y.shape[0] < 2:
+            raise InputError(f"expected training poses (N >= 2, J, 3), got {tuple(y.shape)}")
+        bad = torch.nonzero(~torch.isfinite(y).reshape(len(y), -1).all(1)).flatten()
+        if len(bad):
+            raise InputError(f"{len(bad)} training poses hold NaN/inf (first: sample {int(bad[0])}); "
+                             "check the dataset (`structpose data show`) and rebuild it")  # fmt: skip
         flat = y.reshape(y.shape[0], -1)
         mean = flat.mean(0)
         if scale_mm is None:
@@ -61,10 +72,12 @@ class PoseNormalizer(nn.Module):
 
     def normalize(self, y_mm: torch.Tensor) -> torch.Tensor:
         """Poses ``(B, J, 3)`` in mm -> normalised vectors ``(B, 3J)``."""
-        assert y_mm.shape[1:] == (self.num_joints, 3), f"expected (B, {self.num_joints}, 3), got {y_mm.shape}"
+        if y_mm.shape[1:] != (self.num_joints, 3):
+            raise InputError(f"expected poses (B, {self.num_joints}, 3), got {tuple(y_mm.shape)}")
         return (y_mm.reshape(y_mm.shape[0], -1) - self.mean) / self.scale
 
     def denormalize(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised vectors ``(B, 3J)`` -> poses ``(B, J, 3)`` in mm."""
-        assert z.ndim == 2 and z.shape[1] == 3 * self.num_joints, f"expected (B, 3J), got {z.shape}"
+        if z.ndim != 2 or z.shape[1] != 3 * self.num_joints:
+            raise InputError(f"expected normalised poses (B, {3 * self.num_joints}), got {tuple(z.shape)}")
         return (z * self.scale + self.mean).reshape(z.shape[0], self.num_joints, 3)

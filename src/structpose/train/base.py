@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from structpose.errors import TrainingError
 from structpose.metrics import mpjpe
 from structpose.train.config import StageConfig
 from structpose.train.optim import build_optimizer
@@ -25,6 +26,12 @@ RNG_KEY = "structpose_rng_states"
 def mpjpe_mm(pred_mm: torch.Tensor, true_mm: torch.Tensor) -> torch.Tensor:
     """:func:`structpose.metrics.mpjpe` of a batch, poses (B, J, 3) mm, as a float32 tensor (mm) to log."""
     return mpjpe(pred_mm.float(), true_mm.float(), reduce=False).mean()
+
+
+def all_finite(net: nn.Module) -> bool:
+    """Whether every parameter and floating buffer of ``net`` is finite."""
+    tensors = [*net.parameters(), *(b for b in net.buffers() if b.is_floating_point())]
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def _rng_states() -> dict[str, torch.Tensor | list[torch.Tensor]]:
@@ -50,6 +57,7 @@ class StageModule(L.LightningModule):
     def __init__(self) -> None:
         super().__init__()
         self.stage: StageConfig | None = None
+        self.stage_name = "stage"  # the run folder's name of the stage, for messages (set by fit_stage)
         self._frozen: list[nn.Parameter] = []
 
     net: nn.Module  # the network this stage trains and exports
@@ -80,6 +88,9 @@ class StageModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, _ = self.step(batch, train=True)  # the parts are logged in validation (a log call costs ~1 ms)
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
+        if not finite:  # every rank stops together: none waits for the others in a collective
+            raise TrainingError(self._non_finite_message(batch, loss))
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["pose3d"]))
         return loss
 
@@ -98,7 +109,23 @@ class StageModule(L.LightningModule):
         steps_per_epoch = max(1, int(trainer.num_training_batches))
         return build_optimizer(list(self.trainable_parameters()), self.stage, total_steps, steps_per_epoch)
 
+    def _non_finite_message(self, batch: dict[str, torch.Tensor], loss: torch.Tensor) -> str:
+        """Stage, step and cause of a non-finite training loss (the data, the weights, or the step size)."""
+        where = f"stage {self.stage_name!r}, step {self.global_step}: the training loss is {float(loss.detach())}"
+        bad = [k for k, v in batch.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            cause = f"the batch holds NaN/inf in {bad}: the dataset is damaged; rebuild it"
+        elif not all_finite(self.net):
+            cause = "the weights became non-finite at an earlier step (diverged): lower this stage's lr"
+        else:
+            lr = self.stage.lr if self.stage is not None else "?"
+            cause = f"the loss overflowed (diverged at lr={lr}): lower this stage's lr (--set SECTION.lr=...)"
+        return f"{where}; {cause}. Nothing of this step was saved; start a new run once it is fixed"
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if not all_finite(self.net):  # no checkpoint of weights that could only produce NaN
+            raise TrainingError(f"stage {self.stage_name!r}, step {self.global_step}: the weights hold NaN/inf "
+                                "(training diverged); no checkpoint was written: lower this stage's lr")  # fmt: skip
         checkpoint[RNG_KEY] = _rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -10,7 +12,8 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from structpose.train.base import StageModule
+from structpose.errors import TrainingError
+from structpose.train.base import StageModule, all_finite
 from structpose.train.config import StageConfig, TrainerConfig
 from structpose.train.export import save_weights
 
@@ -56,6 +59,24 @@ def make_trainer(
     )
 
 
+def readable_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint that loads (``weights_only``: nothing is unpickled but tensors and
+    plain containers). A damaged one (truncated by a full disk, say) is moved aside to ``last.ckpt.damaged``
+    with a warning naming it, so the stage starts again from its beginning instead of failing."""
+    if not path.is_file():
+        return False
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+        return True
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError... for a damaged file
+        aside = path.with_name(path.name + ".damaged")
+        with contextlib.suppress(FileNotFoundError):  # another rank moved it already
+            path.replace(aside)
+        warnings.warn(f"{path}: damaged checkpoint ({type(err).__name__}: {err}); moved to {aside.name}, "
+                      "this stage starts again from its beginning", stacklevel=2)  # fmt: skip
+        return False
+
+
 def fit_stage(
     module: StageModule,
     datamodule: L.LightningDataModule,
@@ -80,17 +101,20 @@ def fit_stage(
     stage_dir = Path(run_dir) / name
     L.seed_everything(run.seed, workers=True, verbose=False)
     module.stage = stage_cfg
+    module.stage_name = name
     module.train()  # Lightning keeps the modes it is given
     datamodule.batch_size = stage_cfg.batch_size
     trainer = make_trainer(stage_cfg, stage_dir, _loggers(Path(run_dir), name), run, callbacks or [])
     last = stage_dir / LAST
+    ckpt = last if resume and readable_checkpoint(last) else None
     threads = torch.get_num_threads()
     torch.set_num_threads(run.threads or threads)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume and last.is_file() else None,
-                    weights_only=True)  # fmt: skip
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     finally:
         torch.set_num_threads(threads)
+    if not all_finite(module.net):
+        raise TrainingError(f"stage {name!r}: the trained weights hold NaN/inf; {WEIGHTS} was not written", stage_dir)
     if trainer.is_global_zero:
         save_weights(module.net, stage_dir / WEIGHTS)
     trainer.strategy.barrier()
