@@ -1,21 +1,23 @@
 """``structpose predict``: run a trained network of a run folder on your own images.
 
 Each image should be a person-centred crop (as the training crops are: the person's 2D box plus a margin);
-it is padded to a square and resized to the network's input size. Outputs: ``poses.npz`` (root-relative
-3D poses in mm, camera frame, 17 Human3.6M joints, with the image names), ``poses.png`` (each image beside
-its 3D pose) and, on request, the network as ONNX.
+it is read by the rules of :mod:`structpose.images` (EXIF orientation applied, 16-bit and float images
+scaled, alpha composited on black), padded to a square and resized to the network's input size. Outputs:
+``poses.npz`` (root-relative 3D poses in mm, camera frame, 17 Human3.6M joints, with the image names),
+``poses.png`` (each image beside its 3D pose) and, on request, the network as ONNX.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from structpose.errors import FormatError, InputError
+from structpose.files import atomic_path
+from structpose.images import read_image
 from structpose.models.autoencoder import PoseAutoencoder
 from structpose.models.cnn import PaperCNN
 from structpose.models.normalize import PoseNormalizer
@@ -60,13 +62,60 @@ def load_network(run_dir: Path, model: str = "ours") -> tuple[torch.nn.Module, E
 
 
 def read_crop(path: Path, size: int) -> np.ndarray:
-    """An image file -> (size, size, 3) uint8: padded with black to a square around its centre, resized."""
-    with Image.open(path) as im:
-        rgb = im.convert("RGB")
-    side = max(rgb.size)
+    """Read an image file (by :func:`structpose.images.read_image`'s rules) as the network's input.
+
+    Args:
+        path: an image file, a person-centred crop.
+        size: the network's input side, pixels.
+
+    Returns:
+        (size, size, 3) uint8: see :func:`square_crop`.
+
+    Raises:
+        FormatError: the file cannot be decoded (the message names it and says why).
+        OSError: the file cannot be opened.
+    """
+    return square_crop(read_image(path), size)
+
+
+def square_crop(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Pad an image with black to a square around its centre and resize it (bilinear).
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        size: the output side, pixels.
+
+    Returns:
+        (size, size, 3) uint8.
+    """
+    height, width = rgb.shape[:2]
+    side = max(height, width)
     square = Image.new("RGB", (side, side))
-    square.paste(rgb, ((side - rgb.width) // 2, (side - rgb.height) // 2))
+    square.paste(Image.fromarray(rgb), ((side - width) // 2, (side - height) // 2))
     return np.asarray(square.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def read_crops(images: list[Path], size: int) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """Read each image file as the network's input, skipping the ones that cannot be read.
+
+    Args:
+        images: image files.
+        size: the network's input side, pixels.
+
+    Returns:
+        The (size, size, 3) uint8 crops, the names of the files they came from, and one line per skipped
+        file (``PATH: why``).
+    """
+    crops, names, problems = [], [], []
+    for path in images:
+        try:
+            crops.append(read_crop(Path(path), size))
+            names.append(str(path))
+        except FormatError as err:  # its message names the file
+            problems.append(str(err))
+        except OSError as err:
+            problems.append(f"{path}: cannot open this file ({err.strerror or err}); check the path")
+    return crops, names, problems
 
 
 def predict_images(
@@ -74,30 +123,25 @@ def predict_images(
 ) -> tuple[Path, list[str]]:
     """Predict the 3D pose in each image; returns ``out`` and the problems met (one line per bad file).
 
-    A file that cannot be read is reported and skipped; the others still go through.
+    A file that cannot be read (missing, empty, truncated, corrupt, too large, a decompression bomb) is
+    reported and skipped; the others still go through. ``poses.npz`` and ``poses.png`` are written atomically
+    (a full disk leaves any previous ones as they were, and no temporary file).
+
+    Raises:
+        InputError: no image could be read (the message lists why, file by file).
     """
     from structpose.viz import plot_pose_3d, save_figure
 
     net, cfg = load_network(run_dir, model)
-    size = cfg.cnn.in_size
-    crops, names, problems = [], [], []
-    for path in images:
-        try:
-            crops.append(read_crop(Path(path), size))
-            names.append(str(path))
-        except (OSError, UnidentifiedImageError) as err:
-            problems.append(f"{path}: cannot read this image ({err.__class__.__name__}: {err})")
+    crops, names, problems = read_crops(images, cfg.cnn.in_size)
     if not crops:
-        raise ValueError("no readable image: " + "; ".join(problems))
+        raise InputError("no readable image: " + "; ".join(problems))
     batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
     with torch.inference_mode():
         poses = PosePredictor(net)(batch).numpy()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=out)
-    os.close(fd)
-    np.savez(tmp, poses=poses, names=np.array(names), model=model, run=str(run_dir))
-    os.replace(tmp, out / "poses.npz")
+    with atomic_path(out / "poses.npz") as tmp, open(tmp, "wb") as fp:  # a file object: savez adds no suffix
+        np.savez(fp, poses=poses, names=np.array(names), model=model, run=str(run_dir))
 
     import matplotlib.pyplot as plt
 
@@ -110,5 +154,5 @@ def predict_images(
         plot_pose_3d(fig.add_subplot(len(crops), 2, 2 * i + 2, projection="3d"), pose)
     save_figure(fig, out / "poses.png")
     if onnx:
-        export_onnx(net, out / f"{model}.onnx", size)
+        export_onnx(net, out / f"{model}.onnx", cfg.cnn.in_size)
     return out, problems

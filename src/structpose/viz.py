@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from structpose.files import atomic_path  # noqa: E402
 from structpose.skeleton import H36M, Skeleton  # noqa: E402
 
 LEFT, RIGHT, CENTRE = "#e8412c", "#2c7be8", "#bbbbbb"
@@ -49,18 +48,24 @@ def plot_pose_3d(ax, pose: np.ndarray, skeleton: Skeleton = H36M, alpha: float =
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Save atomically (temp file + rename) and close the figure."""
+    """Save ``fig`` atomically (see :func:`structpose.files.atomic_path`) and close it.
+
+    Args:
+        fig: a matplotlib figure.
+        path: the file; its suffix names the format (``.png``, ``.pdf``, ``.svg``, ...).
+        dpi: resolution, dots per inch.
+
+    Returns:
+        ``path``, with mode ``0o666`` less the umask. On failure (a full disk included) a previous file at
+        ``path`` is left as it was and no temporary file remains.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    fmt = path.suffix[1:].lower() or plt.rcParams["savefig.format"]  # the temporary name has another suffix
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
