@@ -9,7 +9,7 @@ import pytest
 from structpose.cli import main
 
 
-def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch):
+def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["reproduce", "--preset", "tiny", "--out", "run"]) == 0
     run = tmp_path / "run"
@@ -34,17 +34,22 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch):
     code = main(["predict", *map(str, files), str(tmp_path / "broken.png"), "--run", "run", "--out", "pred", "--onnx"])
     assert code == 1  # one file was bad, the others went through
     got = np.load(tmp_path / "pred/poses.npz")
-    np.testing.assert_allclose(got["poses"], preds["ours"][[0, 5]], atol=1e-3)
+    # not like with like: a batch of 2 on a freshly loaded (contiguous) net against the report's batch of
+    # 256 on the trained channels_last net, i.e. other float32 conv kernels: a few ulps at ~700 mm (4e-6 mm
+    # measured); 1e-2 mm leaves room for other CPUs' kernels and still catches a wrong crop or normalisation
+    np.testing.assert_allclose(got["poses"], preds["ours"][[0, 5]], rtol=0, atol=1e-2)
     assert (tmp_path / "pred/poses.png").is_file() and (tmp_path / "pred/ours.onnx").is_file()
     # the embedded dataset was rendered where the preset points, and is reused
     assert (tmp_path / "data/synth/tiny/train.h5").is_file()
-    with pytest.raises(FileExistsError, match="--resume"):
-        main(["reproduce", "--preset", "tiny", "--out", "run"])
+    assert main(["reproduce", "--preset", "tiny", "--out", "run"]) == 1  # refused: the folder holds a run
+    assert "exists" in (err := capsys.readouterr().err) and "--resume" in err and "Traceback" not in err
     # a resumed run reloads the finished stages, reports again, and can add ablations (2 seeds: seed 0 is
     # the main run's, reused; seed 1 is trained)
     assert main(["reproduce", "--preset", "tiny", "--out", "run", "--resume", "--ablations", "preset"]) == 0
     again = np.load(run / "predictions_seed0.npz")
     for key in ("linkde", "cnn", "ours"):  # every model reloaded, none retrained
+        # bit-exact is sound: the same weights (float32 files), batch size (256) or LinKDE chunk, memory
+        # format and thread count as in the first run, so the same kernels
         np.testing.assert_array_equal(again[key], preds[key])
     table = (run / "ablations.md").read_text()
     assert "| preset |" in table and "OURS/CNN" in table and (run / "seed1" / "direct").is_dir()
@@ -65,5 +70,5 @@ def test_bad_arguments_are_refused(capsys):
     with pytest.raises(SystemExit):
         main(["data", "synth", "--shard", "4/2"])
     assert "--shard" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="neither a preset"):
-        main(["reproduce", "--preset", "nonexistent"])
+    assert main(["reproduce", "--preset", "nonexistent"]) == 1
+    assert capsys.readouterr().err.startswith("structpose: error: 'nonexistent' is neither a preset")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from structpose.data.dataset import PoseImageDataset
+from structpose.errors import ConfigError
 from structpose.metrics import mpjpe
 from structpose.train.config import ExperimentConfig, load_config
 
@@ -39,7 +40,7 @@ def run_ablations(
     keys = list(ABLATIONS) if not keys else keys
     unknown = [k for k in keys if k not in ABLATIONS]
     if unknown:
-        raise KeyError(f"unknown ablation(s) {unknown}; known: {', '.join(ABLATIONS)}")
+        raise ConfigError(f"unknown ablation(s) {unknown}; known: {', '.join(ABLATIONS)}")
     test = PoseImageDataset(cfg.data.root, "test")
     base = run_dir / "ablations" / "base_config.yaml"
     base.parent.mkdir(parents=True, exist_ok=True)

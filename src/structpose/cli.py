@@ -1,10 +1,19 @@
-"""Command line: ``structpose data ...`` and ``structpose reproduce``. Heavy imports happen inside each command."""
+"""Command line: ``structpose data ...``, ``structpose reproduce`` and ``structpose predict``.
+
+Heavy imports happen inside each command. :func:`main` is the one error boundary: the project's own errors
+(:mod:`structpose.errors`), OS errors and missing optional packages become one line on stderr,
+``structpose: error: PATH: what is wrong; what to do``, and exit code 1; ``--debug`` (or
+``STRUCTPOSE_DEBUG=1``) shows the stack trace instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+from structpose.errors import StructposeError
 
 DEFAULT_DATA_ROOT = Path("../shared/data")
 DEFAULT_SYNTH_DIR = Path("data/synth")
@@ -71,6 +80,9 @@ def cmd_h36m(args: argparse.Namespace) -> int:
         margin=args.margin, keep_parts=args.keep_parts,
     )  # fmt: skip
     print(report.summary())
+    if not report.imported:
+        print(f"structpose: error: {args.root}: no sequence was imported (see the problems above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -112,6 +124,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="structpose", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="show Lightning's informational messages")
+    parser.add_argument("--debug", action="store_true", help="show the stack trace of an error (or STRUCTPOSE_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data_parser = sub.add_parser("data", help="build, import and look at datasets")
@@ -185,14 +198,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(err: BaseException) -> str:
+    """The one line the CLI prints for an error: ``PATH: what is wrong; what to do`` (and how to go on)."""
+    if isinstance(err, OSError) and err.filename is not None:
+        text = f"{err.filename}: {err.strerror or err}"
+    elif isinstance(err, OSError) and err.strerror:
+        text = err.strerror
+    else:
+        text = str(err) or type(err).__name__
+    hint = getattr(err, "resume_hint", None)
+    return " ".join((f"{text}; {hint}" if hint else text).split())
+
+
+def _debug(args: argparse.Namespace) -> bool:
+    return args.debug or os.environ.get("STRUCTPOSE_DEBUG", "") not in ("", "0")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command of ``argv`` (default ``sys.argv[1:]``); returns its exit code (0 success, 1 failure,
+    130 interrupted; argparse exits with 2 on a bad command line)."""
     args = build_parser().parse_args(argv)
     if not args.verbose:  # Lightning's per-stage banners and tips; progress bars and warnings stay
         import logging
 
         for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (StructposeError, OSError, ImportError) as err:
+        if _debug(args):
+            raise
+        print(f"structpose: error: {error_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        if _debug(args):
+            raise
+        hint = getattr(err, "resume_hint", "")
+        print(f"structpose: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,26 @@ def _umask() -> int:
 def disk_full_message(path: str | Path) -> str:
     """The one wording of a full disk, naming where it happened."""
     return f"{path}: no space left on the device; free some space (or write elsewhere) and run the command again"
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` is a full disk: ``ENOSPC``, also where a library (h5py) only says so in its message."""
+    return isinstance(err, OSError) and (err.errno == errno.ENOSPC or "No space left on device" in str(err))
+
+
+def require_free_space(folder: str | Path, nbytes: int, what: str) -> None:
+    """Refuse to start a write of about ``nbytes`` into ``folder`` when the disk cannot hold it (with a 5%
+    margin): some writers (HDF5) cannot recover from a full disk half-way through.
+
+    Raises:
+        OSError: ``ENOSPC``, naming ``folder``, what needs the space, how much is needed and how much is free.
+    """
+    folder = Path(folder)
+    probe = next((p for p in (folder, *folder.parents) if p.exists()), Path.cwd())
+    free = shutil.disk_usage(probe).free
+    if free < 1.05 * nbytes:
+        raise OSError(errno.ENOSPC, f"{folder}: {what} needs about {nbytes / 2**20:.0f} MiB but only "
+                                    f"{free / 2**20:.0f} MiB are free; free some space or write elsewhere")  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -45,7 +66,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as err:
-        if err.errno == errno.ENOSPC:
+        if is_disk_full(err):
             raise OSError(errno.ENOSPC, disk_full_message(path)) from err
         raise
     finally:

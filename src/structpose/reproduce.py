@@ -21,9 +21,13 @@ import numpy as np
 
 from structpose.data.dataset import PoseImageDataset
 from structpose.data.store import StoreError, list_shards
+from structpose.files import atomic_path, write_text
 from structpose.report import Evaluation, evaluate, write_report
 from structpose.train.config import ExperimentConfig, load_config
 from structpose.train.data import Splits, load_splits
+from structpose.train.pipeline import check_config
+
+FAILED = "FAILED.txt"
 
 PAPER_NOTE = (
     "The paper's own figures are on Human3.6M (real images, 15 actions, subjects S9/S11) and are **not "
@@ -154,14 +158,54 @@ def reproduce(
     """Run the experiment of ``preset`` and write ``run_dir/report.md``; returns the run folder."""
     cfg = load_config(preset, overrides or [])
     run_dir = Path(out) if out is not None else Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if run_dir.exists() and not resume:
-        raise FileExistsError(f"run folder {run_dir} exists: choose another --out, or pass --resume to continue it")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _claim(run_dir, resume)
     root = ensure_dataset(cfg, data, preset)
     cfg = replace(cfg, data=replace(cfg.data, root=str(root)))
-    cfg.to_yaml(run_dir / "config.yaml")
-    (run_dir / "environment.json").write_text(json.dumps(environment(), indent=1))
+    if resume:
+        check_config(cfg, run_dir)  # before anything is written: a refused resume leaves the folder as it was
+    write_text(run_dir / "config.yaml", cfg.to_yaml())
+    write_text(run_dir / "environment.json", json.dumps(environment(), indent=1))
+    try:
+        _run(cfg, run_dir, preset, resume, ablations=ablations, seeds=seeds, per_action=per_action)
+    except BaseException as err:
+        _mark_failed(run_dir, err)
+        raise
+    (run_dir / FAILED).unlink(missing_ok=True)
+    return run_dir
 
+
+def _has_progress(run_dir: Path) -> bool:
+    """Whether any stage of the run started (a checkpoint or finished weights exist under ``run_dir``)."""
+    return any(True for pattern in ("*.ckpt", "*.safetensors") for _ in run_dir.rglob(pattern))
+
+
+def _claim(run_dir: Path, resume: bool) -> None:
+    """A new run needs a new folder, except one whose earlier attempt failed before any stage started."""
+    if not run_dir.exists() or resume:
+        return
+    if (run_dir / FAILED).is_file() and not _has_progress(run_dir):
+        (run_dir / FAILED).unlink()  # an identical retry of a run that never trained just works
+        return
+    raise FileExistsError(f"run folder {run_dir} exists: choose another --out, or pass --resume to continue it")
+
+
+def _mark_failed(run_dir: Path, err: BaseException) -> None:
+    """Write ``run_dir/FAILED.txt`` (what failed, when) and give ``err`` the sentence on how to go on;
+    checkpoints are never deleted, so ``--resume`` continues where the run stopped."""
+    what = f"{type(err).__name__}: {err}"
+    write_text(run_dir / FAILED, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {what}\n")
+    if _has_progress(run_dir):
+        hint = (f"the run folder {run_dir} keeps what was trained: continue it with `structpose reproduce "
+                f"--out {run_dir} --resume` and the same --preset, --data and --set options")  # fmt: skip
+    else:
+        hint = f"nothing was trained yet: the same command (with --out {run_dir}) starts the run again"
+    err.resume_hint = hint  # read by structpose.cli's error boundary
+
+
+def _run(cfg: ExperimentConfig, run_dir: Path, preset: str, resume: bool, *, ablations: list[str] | None,
+         seeds: int | None, per_action: bool) -> None:  # fmt: skip
+    """Train and evaluate every seed of ``cfg`` in ``run_dir``, write the report (and the ablations)."""
+    root = Path(cfg.data.root)
     test = PoseImageDataset(root, "test")
     n_seeds = seeds or 1
     results: dict[str, list[Evaluation]] = {}
@@ -180,7 +224,8 @@ def reproduce(
         if s == 0:
             predictions = preds
     minutes = (time.time() - t0) / 60
-    np.savez_compressed(run_dir / "predictions_seed0.npz", gt=test.poses3d, **predictions)
+    with atomic_path(run_dir / "predictions_seed0.npz") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, gt=test.poses3d, **predictions)
 
     note = PAPER_NOTE
     if per_action:
@@ -191,4 +236,3 @@ def reproduce(
         from structpose.ablations import run_ablations
 
         run_ablations(cfg, run_dir, n_seeds=max(2, n_seeds), resume=resume, keys=ablations or None)
-    return run_dir

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from structpose.camera import H36M_CAMERA_IDS
-from structpose.errors import FormatError
+from structpose.errors import FormatError, InputError
 
 #: The 15 actions, as named in the 3D pose estimation literature.
 H36M_ACTIONS: tuple[str, ...] = (
@@ -63,7 +63,7 @@ def split_of(subject: str) -> str:
     for split, subjects in PROTOCOL_SPLITS.items():
         if subject in subjects:
             return split
-    raise ValueError(f"{subject!r} is not a Human3.6M subject with poses; known: {', '.join(H36M_RELEASE_SUBJECTS)}")
+    raise InputError(f"{subject!r} is not a Human3.6M subject with poses; known: {', '.join(H36M_RELEASE_SUBJECTS)}")
 
 
 def check_selection(subjects: Iterable[str] | None, actions: Iterable[str] | None) -> tuple[list[str], list[str]]:
@@ -74,7 +74,7 @@ def check_selection(subjects: Iterable[str] | None, actions: Iterable[str] | Non
         split_of(s)
     unknown = [a for a in actions if a not in H36M_ACTIONS]
     if unknown:
-        raise ValueError(f"unknown Human3.6M actions {unknown}; known: {', '.join(H36M_ACTIONS)}")
+        raise InputError(f"unknown Human3.6M actions {unknown}; known: {', '.join(H36M_ACTIONS)}")
     return [s for s in H36M_RELEASE_SUBJECTS if s in subjects], actions
 
 

@@ -46,6 +46,7 @@ from structpose.data.h36m import (
 )
 from structpose.data.store import META_FIELDS, StoreError, StoreReader, StoreWriter, open_store, shard_path
 from structpose.data.video import VideoError, iter_frames, probe_video
+from structpose.errors import InputError
 from structpose.skeleton import H36M_32_TO_17
 
 #: Largest difference (frames) between a video's length and its poses' that is cut to the shorter; the
@@ -133,7 +134,7 @@ def import_h36m(
     """
     root, out = Path(root), Path(out)
     if size <= 0 or every <= 0 or margin < 0:
-        raise ValueError(f"size and every must be positive and margin >= 0, got {size}, {every}, {margin}")
+        raise InputError(f"size and every must be positive and margin >= 0, got {size}, {every}, {margin}")
     cfg = ImportConfig(size, every, float(margin))
     sequences, problems = find_sequences(root, subjects, actions)
     if not sequences:

@@ -36,6 +36,7 @@ from structpose.data.h36m import (
     split_of,
     world_pose_files,
 )
+from structpose.errors import InputError
 from structpose.skeleton import H36M_32_TO_17
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def import_h36m_poses(src: Path, out: Path, every: int = 1) -> Path:
     """
     src, out = Path(src), Path(out)
     if every <= 0:
-        raise ValueError(f"every must be positive, got {every}")
+        raise InputError(f"every must be positive, got {every}")
     if out.is_dir():
         out = out / "h36m_poses.npz"
     problems: list[str] = []

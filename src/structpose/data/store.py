@@ -24,6 +24,7 @@ decompressing a whole chunk (see ``benches/bench_store.py``).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -35,6 +36,7 @@ import numpy as np
 
 from structpose import __version__
 from structpose.errors import StoreError
+from structpose.files import disk_full_message, is_disk_full
 from structpose.skeleton import H36M_JOINTS, NUM_JOINTS
 
 SCHEMA_VERSION: int = 1
@@ -91,6 +93,12 @@ def _encode_attrs(attrs: dict) -> tuple[dict, list[str]]:
             out[key] = text
             json_keys.append(key)
     return out, json_keys
+
+
+def estimated_bytes(num_samples: int, image_size: int) -> int:
+    """About how many bytes a store of ``num_samples`` crops of ``image_size`` px takes on disk (images are
+    uncompressed; ~0.5 KiB of poses, cameras and strings per sample)."""
+    return num_samples * (3 * image_size**2 + 512)
 
 
 class StoreWriter:
@@ -212,6 +220,14 @@ class StoreWriter:
         return np.array(values, dtype=object)
 
     def _flush(self) -> None:
+        try:
+            self._write_buffer()
+        except OSError as err:
+            if is_disk_full(err):
+                raise OSError(errno.ENOSPC, disk_full_message(self.path)) from err
+            raise
+
+    def _write_buffer(self) -> None:
         if not self._buffer:
             return
         start, stop = self._num, self._num + self._buffered

@@ -22,7 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from structpose.data.poselib import POSELIB_ASSET, PoseLibrary, load_pose_library
-from structpose.data.store import StoreWriter, shard_path
+from structpose.data.store import StoreWriter, estimated_bytes, shard_path
+from structpose.errors import ConfigError, InputError
+from structpose.files import require_free_space
 from structpose.render import render_sample, sample_appearance, sample_camera
 
 SPLITS = ("train", "test")
@@ -53,7 +55,7 @@ def _frames(lib: PoseLibrary, split: str, n: int, seed: int) -> np.ndarray:
     """Indices into ``lib`` of the frames rendered for ``split`` (without replacement while frames last)."""
     pool = np.flatnonzero(lib.column("split") == split)
     if len(pool) == 0:
-        raise ValueError(f"the pose library has no '{split}' frames for these sources")
+        raise ConfigError(f"the pose library has no '{split}' frames for these sources")
     rng = np.random.default_rng([seed, _SPLIT_ID[split]])
     reps = int(np.ceil(n / len(pool)))
     return np.concatenate([rng.permutation(pool) for _ in range(reps)])[:n]
@@ -119,8 +121,12 @@ def synthesize(
     """
     index, count = shard
     if not 0 <= index < count:
-        raise ValueError(f"shard index {index} is not in [0, {count})")
+        raise InputError(f"shard index {index} is not in [0, {count})")
     out = Path(out)
+    if out.suffix in (".h5", ".hdf5"):
+        raise InputError("is a file name; --out wants a dataset directory (it receives train.h5 and test.h5)", out)
+    count_here = sum(n * (index + 1) // count - n * index // count for n in (cfg.train_images, cfg.test_images))
+    require_free_space(out, estimated_bytes(count_here, cfg.size), "rendering this dataset")
     out.mkdir(parents=True, exist_ok=True)
     lib = _library(pose_library, cfg.sources)
     attrs_common = {
@@ -170,5 +176,5 @@ def _licence_note(sources: tuple[str, ...]) -> str:
 
 def resolve_preset(name: str, **overrides) -> SynthConfig:
     if name not in SYNTH_PRESETS:
-        raise KeyError(f"unknown synth preset {name!r}; known: {', '.join(SYNTH_PRESETS)}")
+        raise ConfigError(f"unknown synth preset {name!r}; known: {', '.join(SYNTH_PRESETS)}")
     return replace(SYNTH_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from structpose.errors import ConfigError
 from structpose.models.autoencoder import AEConfig
 from structpose.models.cnn import CNNConfig
 
@@ -47,11 +48,11 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.restart_period < 1:
-            raise ValueError(f"epochs, batch_size and restart_period must be >= 1: {self}")
+            raise ConfigError(f"epochs, batch_size and restart_period must be >= 1: {self}")
         if self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError(f"lr must be > 0 and weight_decay >= 0: {self}")
+            raise ConfigError(f"lr must be > 0 and weight_decay >= 0: {self}")
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1 or null: {self}")
+            raise ConfigError(f"max_steps must be >= 1 or null: {self}")
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.train_fraction <= 1.0 or not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"need 0 < train_fraction <= 1 and 0 <= val_fraction < 1: {self}")
+            raise ConfigError(f"need 0 < train_fraction <= 1 and 0 <= val_fraction < 1: {self}")
 
 
 @dataclass(frozen=True)
@@ -126,16 +127,16 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         ours = (self.latent, self.finetune)
         if self.direct.epochs != sum(s.epochs for s in ours):
-            raise ValueError(f"direct.epochs={self.direct.epochs} must equal latent.epochs + finetune.epochs "
+            raise ConfigError(f"direct.epochs={self.direct.epochs} must equal latent.epochs + finetune.epochs "
                              f"= {sum(s.epochs for s in ours)} (same budget for both CNN arms)")  # fmt: skip
         caps = [s.max_steps for s in ours]
         if (None in caps and self.direct.max_steps is not None) or (
             None not in caps and self.direct.max_steps != sum(caps)
         ):
-            raise ValueError(f"direct.max_steps={self.direct.max_steps} must be the sum of latent's and "
+            raise ConfigError(f"direct.max_steps={self.direct.max_steps} must be the sum of latent's and "
                              f"finetune's max_steps {caps}, or null if either of them is")  # fmt: skip
         if len({s.batch_size for s in (*ours, self.direct)}) != 1:
-            raise ValueError("latent, finetune and direct must share one batch_size (same step budget)")
+            raise ConfigError("latent, finetune and direct must share one batch_size (same step budget)")
         if len({(s.lr, s.weight_decay, s.schedule, s.restart_period) for s in (*ours, self.direct)}) != 1:
             warnings.warn("latent, finetune and direct differ in lr, weight_decay, schedule or restart_period: "
                           "the two CNN arms are not trained alike", stacklevel=2)  # fmt: skip
@@ -165,28 +166,36 @@ def load_config(preset_or_path: str | Path = "quick", overrides: list[str] | Non
     """A preset name (see :func:`preset_names`) or a YAML file, then ``overrides`` (``"section.key=value"``,
     values parsed as YAML, e.g. ``"ae.hidden=[1000, 1000]"``) -> the validated :class:`ExperimentConfig`.
 
-    Unknown keys and values of the wrong type raise ``ValueError``.
+    Unknown keys, values of the wrong type and unreadable YAML raise :class:`~structpose.errors.ConfigError`
+    (a ``ValueError``).
     """
     name = str(preset_or_path)
     if name in preset_names():
         text = resources.files(PRESET_PACKAGE).joinpath(f"{name}.yaml").read_text()
     elif Path(name).is_file():
-        text = Path(name).read_text()
+        text = Path(name).read_text(encoding="utf-8", errors="replace")
     else:
-        raise ValueError(f"{name!r} is neither a preset ({', '.join(preset_names())}) nor a YAML file")
-    tree = yaml.safe_load(text) or {}
+        raise ConfigError(f"{name!r} is neither a preset ({', '.join(preset_names())}) nor a YAML file")
+    tree = _yaml(text, name) or {}
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"override {item!r} is not of the form key=value")
+            raise ConfigError(f"override {item!r} is not of the form key=value")
         *parents, leaf = key.strip().split(".")
         node = tree
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {part!r} is not a section")
-        node[leaf] = yaml.safe_load(value)
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[leaf] = _yaml(value, f"override {item!r}")
     return _build(ExperimentConfig, tree, "")
+
+
+def _yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML ({e})") from None
 
 
 # ---- dict -> dataclass, with type checks ------------------------------------------------------------
@@ -201,14 +210,19 @@ def _plain(value: Any) -> Any:
 def _build(cls: type, data: Any, where: str) -> Any:
     """Instantiate dataclass ``cls`` from a (partial) dict; missing keys keep the dataclass defaults."""
     if not isinstance(data, dict):
-        raise ValueError(f"{where or 'config'}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"{where or 'config'}: unknown keys {unknown}; known: {sorted(names)}")
+        raise ConfigError(f"{where or 'config'}: unknown keys {unknown}; known: {sorted(names)}")
     kwargs = {k: _coerce(hints[k], v, f"{where}{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as e:  # a model config's own checks (AEConfig, CNNConfig, ...)
+        raise ConfigError(f"{where.rstrip('.') or 'config'}: {e}") from None
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -224,26 +238,26 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 return _coerce(option, value, where)
             except ValueError:
                 continue
-        raise ValueError(f"{where}: {value!r} is not a {tp}")
+        raise ConfigError(f"{where}: {value!r} is not a {tp}")
     if origin is Literal:
         for option in args:
             if value == option or str(value) == str(option):
                 return option
-        raise ValueError(f"{where}: {value!r} is not one of {list(args)}")
+        raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             value = [value]
         items = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
         if len(items) != len(value):
-            raise ValueError(f"{where}: expected {len(items)} items, got {value!r}")
+            raise ConfigError(f"{where}: expected {len(items)} items, got {value!r}")
         return tuple(_coerce(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(items, value, strict=True)))
     if tp is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
             return float(value)  # YAML 1.1 reads "1e-4" as a string
         except ValueError:
-            raise ValueError(f"{where}: {value!r} is not a number") from None
+            raise ConfigError(f"{where}: {value!r} is not a number") from None
     if tp in (int, str, bool) and type(value) is tp:
         return value
     if tp is Any:
         return value
-    raise ValueError(f"{where}: {value!r} is not a {getattr(tp, '__name__', tp)}")
+    raise ConfigError(f"{where}: {value!r} is not a {getattr(tp, '__name__', tp)}")

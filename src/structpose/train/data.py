@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from structpose.data.dataset import PoseImageDataset
+from structpose.errors import ConfigError
 from structpose.train.config import DataConfig
 
 
@@ -36,7 +37,7 @@ def split_train_val(
     taken = np.cumsum(counts[order]) - counts[order] < val_fraction * len(groups)
     is_val = np.isin(inverse, order[taken])
     if is_val.all():
-        raise ValueError(f"val_fraction={val_fraction} leaves no training sample ({len(labels)} sequences)")
+        raise ConfigError(f"val_fraction={val_fraction} leaves no training sample ({len(labels)} sequences)")
     train = np.flatnonzero(~is_val)
     keep = max(1, round(train_fraction * len(train)))
     train = np.sort(rng.choice(train, size=keep, replace=False)) if keep < len(train) else train
@@ -58,7 +59,7 @@ def load_splits(cfg: DataConfig, seed: int, image_size: int) -> Splits:
     subject and sequence). ``image_size``: the side (px) the CNN expects; the store must match it."""
     full = PoseImageDataset(cfg.root, "train")
     if full.image_size != image_size:
-        raise ValueError(f"{cfg.root} holds {full.image_size} px images but cnn.in_size={image_size}: "
+        raise ConfigError(f"{cfg.root} holds {full.image_size} px images but cnn.in_size={image_size}: "
                          f"set cnn.in_size (and cnn.crop) to match the data")  # fmt: skip
     pool = _with_actions(full.action, cfg.actions, f"{cfg.root} (train)")
     groups = np.char.add(np.char.add(full.subject[pool].astype(str), "/"), full.sequence[pool].astype(str))
@@ -76,7 +77,7 @@ def _with_actions(actions: np.ndarray, keep: tuple[str, ...] | None, where: str)
         return np.arange(len(actions), dtype=np.int64)
     idx = np.flatnonzero(np.isin(actions, list(keep))).astype(np.int64)
     if len(idx) == 0:
-        raise ValueError(f"{where} has no sample of the actions {list(keep)}")
+        raise ConfigError(f"{where} has no sample of the actions {list(keep)}")
     return idx
 
 

@@ -24,6 +24,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from structpose.errors import ConfigError
+from structpose.files import write_text
 from structpose.models.autoencoder import PoseAutoencoder
 from structpose.models.cnn import PaperCNN
 from structpose.models.normalize import PoseNormalizer
@@ -39,13 +41,20 @@ from structpose.train.image_module import ImageRegressionModule
 CONFIG_FILE = "config.yaml"
 
 
+def check_config(cfg: ExperimentConfig, run_dir: Path) -> None:
+    """The resume rule's first half: a run folder that holds a ``config.yaml`` continues only with that
+    same configuration. Raises :class:`~structpose.errors.ConfigError` (nothing is written) otherwise."""
+    path = Path(run_dir) / CONFIG_FILE
+    if path.is_file() and path.read_text() != cfg.to_yaml():
+        raise ConfigError("differs from this run's configuration: resume with the same preset, --data and --set "
+                          "overrides, or start a new run with another --out", path)  # fmt: skip
+
+
 def _check_config(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> None:
     """Write the resolved config to ``run_dir``; a resumed run must have been started with the same one."""
-    path = run_dir / CONFIG_FILE
-    text = cfg.to_yaml()
-    if resume and path.is_file() and path.read_text() != text:
-        raise ValueError(f"{path} differs from this run's configuration: resume with the same preset and overrides")
-    rank_zero_only(path.write_text)(text)
+    if resume:
+        check_config(cfg, run_dir)
+    rank_zero_only(write_text)(run_dir / CONFIG_FILE, cfg.to_yaml())
 
 
 def train_all(
