@@ -27,6 +27,8 @@ from importlib import resources
 import numpy as np
 import torch
 
+from structpose.errors import InputError
+
 H36M_CAMERA_IDS: tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")
 H36M_SUBJECTS: tuple[str, ...] = tuple(f"S{i}" for i in range(1, 12))
 #: Nominal image sizes (width, height) of the four Human3.6M cameras.
@@ -69,13 +71,15 @@ class Camera:
     def world_to_camera(self, X: np.ndarray) -> np.ndarray:
         """(..., 3) world mm -> (..., 3) camera mm."""
         X = np.asarray(X, dtype=np.float64)
-        assert X.shape[-1] == 3, X.shape
+        if X.shape[-1] != 3:
+            raise InputError(f"expected points (..., 3) in mm, got shape {X.shape}")
         return X @ self.R.T + self.t
 
     def camera_to_world(self, X: np.ndarray) -> np.ndarray:
         """(..., 3) camera mm -> (..., 3) world mm."""
         X = np.asarray(X, dtype=np.float64)
-        assert X.shape[-1] == 3, X.shape
+        if X.shape[-1] != 3:
+            raise InputError(f"expected points (..., 3) in mm, got shape {X.shape}")
         return (X - self.t) @ self.R
 
     # ---- intrinsics -------------------------------------------------------------------------
@@ -134,18 +138,23 @@ def undistort_normalized(xd: np.ndarray, k, p, iters: int = 20) -> np.ndarray:
 def project(X_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     """Project camera-frame points (..., 3) mm with intrinsics ``[fx,fy,cx,cy,k1,k2,k3,p1,p2]`` (9,) -> (..., 2)."""
     X = np.asarray(X_cam, dtype=np.float64)
-    assert X.shape[-1] == 3, X.shape
+    if X.shape[-1] != 3:
+        raise InputError(f"expected points (..., 3) in mm, got shape {X.shape}")
     v = np.asarray(intrinsics, dtype=np.float64)
-    assert v.shape == (9,), v.shape
-    assert np.all(X[..., 2] > 0), "points behind the camera cannot be projected"
+    if v.shape != (9,):
+        raise InputError(f"expected intrinsics (9,) [fx, fy, cx, cy, k1, k2, k3, p1, p2], got shape {v.shape}")
+    if not np.all(X[..., 2] > 0):
+        raise InputError("points behind the camera cannot be projected")
     xy = _distort(X[..., :2] / X[..., 2:3], v[4:7], v[7:9])
     return xy * v[0:2] + v[2:4]
 
 
 def project_torch(X_cam: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
     """Differentiable ``project``: X_cam (B, J, 3) mm, intrinsics (B, 9) -> (B, J, 2) pixels."""
-    assert X_cam.ndim == 3 and X_cam.shape[-1] == 3, X_cam.shape
-    assert intrinsics.shape == (X_cam.shape[0], 9), intrinsics.shape
+    if not (X_cam.ndim == 3 and X_cam.shape[-1] == 3):
+        raise InputError(f"expected camera-frame points (B, J, 3), got shape {tuple(X_cam.shape)}")
+    if intrinsics.shape != (X_cam.shape[0], 9):
+        raise InputError(f"expected intrinsics ({X_cam.shape[0]}, 9), got shape {tuple(intrinsics.shape)}")
     f, c = intrinsics[:, None, 0:2], intrinsics[:, None, 2:4]
     k, p = intrinsics[:, None, 4:7], intrinsics[:, None, 7:9]
     xy = X_cam[..., :2] / X_cam[..., 2:3].clamp(min=1e-6)

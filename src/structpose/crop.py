@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from structpose.errors import InputError
+
 DEFAULT_MARGIN = 0.2
 
 
@@ -18,7 +20,8 @@ def person_box(joints2d: np.ndarray, margin: float = DEFAULT_MARGIN, min_size: f
     The side is ``max(width, height) * (1 + 2 * margin)``, centred on the joints' bounding box.
     """
     j = np.asarray(joints2d, dtype=np.float64)
-    assert j.shape[-1] == 2, j.shape
+    if j.shape[-1] != 2:
+        raise InputError(f"expected 2D joints (..., 2) in px, got shape {j.shape}")
     lo, hi = j.min(axis=-2), j.max(axis=-2)
     centre = (lo + hi) / 2
     side = np.maximum((hi - lo).max(axis=-1) * (1 + 2 * margin), min_size)
@@ -42,7 +45,8 @@ def from_crop(points: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
 
 def crop_resize(image: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     """Cut ``box`` out of ``image`` (H, W, 3) uint8 and resize it to (size, size, 3); outside is black."""
-    assert image.ndim == 3 and image.shape[2] == 3, image.shape
+    if not (image.ndim == 3 and image.shape[2] == 3):
+        raise InputError(f"expected an (H, W, 3) image, got shape {image.shape}")
     x0, y0, x1, y1 = (float(v) for v in box)
     pil = Image.fromarray(image)
     # PIL's EXTENT transform samples the source rectangle; pixels outside the image come out as 0.

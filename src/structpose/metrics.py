@@ -22,6 +22,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from structpose.errors import InputError
 from structpose.skeleton import H36M, Skeleton
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
@@ -33,10 +34,10 @@ def _xp(a: np.ndarray | torch.Tensor) -> ModuleType:
 
 
 def _check_pair(pred: Array, gt: Array) -> None:
-    assert type(pred) is type(gt), "pred and gt must both be numpy arrays or both torch tensors"
-    assert pred.shape == gt.shape and pred.ndim == 3 and pred.shape[-1] == 3, (
-        f"expected two (N, J, 3) poses, got {tuple(pred.shape)} and {tuple(gt.shape)}"
-    )
+    if type(pred) is not type(gt):
+        raise InputError("pred and gt must both be numpy arrays or both torch tensors")
+    if not (pred.shape == gt.shape and pred.ndim == 3 and pred.shape[-1] == 3):
+        raise InputError(f"expected two (N, J, 3) poses, got {tuple(pred.shape)} and {tuple(gt.shape)}")
 
 
 def _reduce(per_frame: Array, reduce: bool) -> Array | float:
@@ -82,8 +83,10 @@ def per_action(errors: np.ndarray | torch.Tensor, actions: np.ndarray | list[str
         errors = errors.detach().cpu().numpy()
     errors = np.asarray(errors, dtype=np.float64)
     actions = np.asarray(actions)
-    assert errors.ndim == 1 and errors.shape == actions.shape, "one action per error"
-    assert "mean" not in actions, "'mean' is reserved"
+    if not (errors.ndim == 1 and errors.shape == actions.shape):
+        raise InputError("one action per error")
+    if "mean" in actions:
+        raise InputError("'mean' is reserved")
     out = {str(a): float(errors[actions == a].mean()) for a in np.unique(actions)}
     out["mean"] = float(np.mean(list(out.values())))
     return out
@@ -94,7 +97,8 @@ def limb_ratio_error(pred: Array, gt: Array, group: str, skeleton: Skeleton = H3
     frame-mean of ``|log(l_i / l_j)_pred - log(l_i / l_j)_gt|``; unit-free. ``pred``, ``gt``: (N, J, 3), with
     limbs of non-zero length (a zero-length limb makes the ratio, hence the error, infinite)."""
     _check_pair(pred, gt)
-    assert pred.shape[1] == skeleton.num_joints, f"expected {skeleton.num_joints} joints"
+    if pred.shape[1] != skeleton.num_joints:
+        raise InputError(f"expected {skeleton.num_joints} joints")
     limbs = skeleton.limb_groups[group]
     parent = [p for p, _ in limbs]
     child = [c for _, c in limbs]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from structpose.errors import InputError
 from structpose.metrics import limb_ratio_errors, mpjpe, p_mpjpe, per_action
 
 #: Display names of the methods, in the paper's row order.
@@ -36,7 +37,8 @@ class Evaluation:
 
 def evaluate(pred: np.ndarray, gt: np.ndarray, actions: np.ndarray) -> Evaluation:
     """MPJPE (protocol #1) per action and mean, P-MPJPE (protocol #2), limb-ratio errors. pred, gt: (N, 17, 3) mm."""
-    assert pred.shape == gt.shape and pred.ndim == 3, (pred.shape, gt.shape)
+    if not (pred.shape == gt.shape and pred.ndim == 3):
+        raise InputError(f"expected predictions and ground truth of one shape (N, J, 3), got {pred.shape}, {gt.shape}")
     errors = mpjpe(pred, gt, reduce=False)
     table = per_action(errors, actions)
     return Evaluation(

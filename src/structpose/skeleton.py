@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from structpose.errors import InputError
+
 
 @dataclass(frozen=True)
 class Skeleton:
@@ -27,10 +29,13 @@ class Skeleton:
     limb_groups: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        assert len(self.names) == len(self.parents), "one parent per joint"
+        if len(self.names) != len(self.parents):
+            raise InputError("one parent per joint")
         for j, p in enumerate(self.parents):
-            assert p < j, f"parents must precede children (joint {j} has parent {p})"
-        assert len(self.left) == len(self.right), "left and right lists pair up"
+            if p >= j:
+                raise InputError(f"parents must precede children (joint {j} has parent {p})")
+        if len(self.left) != len(self.right):
+            raise InputError("left and right lists pair up")
 
     @property
     def num_joints(self) -> int:
@@ -62,7 +67,8 @@ class Skeleton:
     def bone_lengths(self, poses: np.ndarray, limbs: tuple[tuple[int, int], ...] | None = None) -> np.ndarray:
         """Lengths of ``limbs`` (default: all bones). ``poses``: (..., J, 3) -> (..., L), same unit."""
         poses = np.asarray(poses)
-        assert poses.shape[-2:] == (self.num_joints, 3), f"expected (..., {self.num_joints}, 3), got {poses.shape}"
+        if poses.shape[-2:] != (self.num_joints, 3):
+            raise InputError(f"expected (..., {self.num_joints}, 3), got {poses.shape}")
         limbs = self.limbs if limbs is None else limbs
         a = np.array([lb[0] for lb in limbs])
         b = np.array([lb[1] for lb in limbs])

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from structpose.errors import InputError
 from structpose.files import atomic_path  # noqa: E402
 from structpose.skeleton import H36M, Skeleton  # noqa: E402
 
@@ -23,7 +24,8 @@ def limb_colour(limb: tuple[int, int], skeleton: Skeleton = H36M) -> str:
 
 def draw_skeleton_2d(ax, joints2d: np.ndarray, skeleton: Skeleton = H36M, lw: float = 1.5) -> None:
     """Draw a 2D skeleton (J, 2) in image pixels on a matplotlib axis showing the image."""
-    assert joints2d.shape == (skeleton.num_joints, 2), joints2d.shape
+    if joints2d.shape != (skeleton.num_joints, 2):
+        raise InputError(f"expected 2D joints ({skeleton.num_joints}, 2) px, got shape {joints2d.shape}")
     for limb in skeleton.limbs:
         a, b = joints2d[list(limb)]
         ax.plot([a[0], b[0]], [a[1], b[1]], color=limb_colour(limb, skeleton), lw=lw)
@@ -32,7 +34,8 @@ def draw_skeleton_2d(ax, joints2d: np.ndarray, skeleton: Skeleton = H36M, lw: fl
 
 def plot_pose_3d(ax, pose: np.ndarray, skeleton: Skeleton = H36M, alpha: float = 1.0, style: str = "-") -> None:
     """Plot a root-relative camera-frame pose (J, 3) mm on a 3D axis, shown upright (camera y points down)."""
-    assert pose.shape == (skeleton.num_joints, 3), pose.shape
+    if pose.shape != (skeleton.num_joints, 3):
+        raise InputError(f"expected a pose ({skeleton.num_joints}, 3) mm, got shape {pose.shape}")
     for limb in skeleton.limbs:
         a, b = pose[list(limb)]
         # camera frame: x right, y down, z forward -> plot x, z (depth), -y (up)

@@ -130,7 +130,8 @@ class H36MSequence:
     @property
     def action(self) -> str:
         action = parse_action(self.name)
-        assert action is not None, self.name
+        if action is None:
+            raise InputError(f"expected action is not None, got {self.name}")
         return action
 
     @property

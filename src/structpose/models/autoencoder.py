@@ -46,6 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from structpose.errors import InputError
+
 #: Named, detached terms of a loss, for logging.
 LossParts = dict[str, torch.Tensor]
 
@@ -108,7 +110,8 @@ def _decode_step(h: torch.Tensor, v: torch.Tensor, c: torch.Tensor, linear: bool
 
 
 def _check_code(h: torch.Tensor, latent_dim: int) -> None:
-    assert h.ndim == 2 and h.shape[1] == latent_dim, f"expected codes (B, {latent_dim}), got {tuple(h.shape)}"
+    if not (h.ndim == 2 and h.shape[1] == latent_dim):
+        raise InputError(f"expected codes (B, {latent_dim}), got {tuple(h.shape)}")
 
 
 def jacobian_frobenius_sq(weights: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -116,7 +119,8 @@ def jacobian_frobenius_sq(weights: Sequence[torch.Tensor], masks: Sequence[torch
 
     ``weights``: ``W_l`` (h_l, h_{l-1}); ``masks``: the diagonals of ``D_l``, (B, h_l). Returns (B,).
     """
-    assert len(weights) == len(masks) >= 1
+    if not len(weights) == len(masks) >= 1:
+        raise InputError("expected one mask per weight matrix, and at least one of each")
     if len(weights) == 1:
         return masks[0] @ weights[0].square().sum(1)
     jac_t = weights[0].t() * masks[0][:, None, :]  # J_1^T: (B, d, h_1)
@@ -150,7 +154,8 @@ class DenoisingAutoencoder(nn.Module):
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(B, in_dim) -> code h_depth (default the latent, (B, latent_dim)) and the ReLU masks 1[a_l > 0]
         (B, h_l) of the layers used; noise is added to each layer's input when ``train``."""
-        assert x.ndim == 2 and x.shape[1] == self.in_dim, f"expected (B, {self.in_dim}), got {tuple(x.shape)}"
+        if not (x.ndim == 2 and x.shape[1] == self.in_dim):
+            raise InputError(f"expected (B, {self.in_dim}), got {tuple(x.shape)}")
         masks = []
         for layer in self.layers[:depth]:
             pre = layer.enc(layer.corrupt(x, train))
@@ -172,7 +177,8 @@ class DenoisingAutoencoder(nn.Module):
     def codes(self, x: torch.Tensor, depth: int) -> torch.Tensor:
         """Clean codes ``h_depth`` (B, hidden[depth - 1]) of inputs (B, in_dim): the input of layer ``depth``
         (``depth == 0``: ``x`` itself)."""
-        assert 0 <= depth <= self.num_layers
+        if not 0 <= depth <= self.num_layers:
+            raise InputError(f"depth must lie in [0, {self.num_layers}], got {depth}")
         return self._encode(x, train=False, depth=depth)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -233,7 +239,8 @@ class PoseAutoencoder(DenoisingAutoencoder):
     """
 
     def __init__(self, cfg: AEConfig, scale_mm: float, in_dim: int = 51):
-        assert scale_mm > 0
+        if not scale_mm > 0:  # also refuses NaN
+            raise InputError(f"scale_mm must be a positive number of mm, got {scale_mm}")
         dims = (in_dim, *cfg.hidden)
         layers = [
             DenoisingLayer(dims[i], dims[i + 1], cfg.noise_mm[i] / scale_mm, cfg.tied, linear_output=i == 0)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from structpose.errors import InputError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -90,7 +92,8 @@ class PaperCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.cfg.crop
-        assert x.ndim == 4 and x.shape[1:] == (3, c, c), f"expected (B, 3, {c}, {c}), got {tuple(x.shape)}"
+        if not (x.ndim == 4 and x.shape[1:] == (3, c, c)):
+            raise InputError(f"expected (B, 3, {c}, {c}), got {tuple(x.shape)}")
         return self.head(self.features(x))
 
 
@@ -108,11 +111,14 @@ def preprocess(
     else the centre crop. ``crop``: default :func:`default_crop` of S. Values: ``(pixel / 255 - mean) / std``
     per channel.
     """
-    assert images.dtype == torch.uint8 and images.ndim == 4, "expected uint8 (B, 3, S, S) images"
+    if not (images.dtype == torch.uint8 and images.ndim == 4):
+        raise InputError("expected uint8 (B, 3, S, S) images")
     b, c, s, s2 = images.shape
-    assert c == 3 and s == s2, f"expected square RGB images (B, 3, S, S), got {tuple(images.shape)}"
+    if not (c == 3 and s == s2):
+        raise InputError(f"expected square RGB images (B, 3, S, S), got {tuple(images.shape)}")
     crop = default_crop(s) if crop is None else crop
-    assert 0 < crop <= s
+    if not 0 < crop <= s:
+        raise InputError(f"the crop must lie in (0, {s}] px, got {crop}")
     if train:
         offsets = torch.randint(0, s - crop + 1, (2, b), generator=generator).to(images.device)
     else:

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from structpose.errors import InputError
+
 _BLOCK = 2  # cells per block side
 _CLIP = 0.2  # L2-Hys clipping threshold
 _EPS = 1e-3  # keeps the normalisation of empty blocks finite (in units of the histogram's magnitudes)
@@ -45,7 +47,8 @@ def hog_dim(size: int, cell: int | None = None, bins: int = 9) -> int:
     """Length of :func:`hog`'s descriptor for ``size`` x ``size`` images."""
     cell = cell or default_cell(size)
     cells = size // cell
-    assert cells >= _BLOCK, f"a {size} px image has fewer than {_BLOCK} cells of {cell} px a side"
+    if cells < _BLOCK:
+        raise InputError(f"a {size} px image has fewer than {_BLOCK} cells of {cell} px a side")
     return (cells - _BLOCK + 1) ** 2 * _BLOCK**2 * bins
 
 
@@ -97,10 +100,10 @@ def hog(images: np.ndarray, cell: int | None = None, bins: int = 9) -> np.ndarra
     unsigned orientation bins over [0, pi). Returns (N, D) float32 with ``D = hog_dim(S, cell, bins)``.
     """
     images = np.asarray(images)
-    assert images.ndim == 4 and images.shape[-1] == 3 and images.shape[1] == images.shape[2], (
-        f"expected (N, S, S, 3) images, got {images.shape}"
-    )
-    assert images.dtype == np.uint8, f"expected uint8 images, got {images.dtype}"
+    if not (images.ndim == 4 and images.shape[-1] == 3 and images.shape[1] == images.shape[2]):
+        raise InputError(f"expected (N, S, S, 3) images, got {images.shape}")
+    if images.dtype != np.uint8:
+        raise InputError(f"expected uint8 images, got {images.dtype}")
     size = images.shape[1]
     cell = cell or default_cell(size)
     out = np.empty((len(images), hog_dim(size, cell, bins)), dtype=np.float32)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from structpose.errors import InputError
 from structpose.models.cnn import PaperCNN
 from structpose.models.normalize import PoseNormalizer
 
@@ -37,7 +38,8 @@ class DirectCNN(nn.Module):
 
     def __init__(self, cnn: PaperCNN, normalizer: PoseNormalizer):
         super().__init__()
-        assert cnn.out_dim == 3 * normalizer.num_joints, "the CNN must output a normalised pose"
+        if cnn.out_dim != 3 * normalizer.num_joints:
+            raise InputError("the CNN must output a normalised pose")
         self.cnn = cnn
         self.normalizer = normalizer
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from structpose.errors import InputError
 from structpose.render.appearance import BOTTOM, HEAD, SHOES, SKIN, TOP, Appearance
 from structpose.skeleton import H36M
 
@@ -133,6 +134,7 @@ def build_body(pose: np.ndarray, app: Appearance) -> Body:
             (kn, an, 52.0 * th, leg),
             (an, an + 120.0 * toe_dir - 25.0 * shin_up, 42.0 * th, SHOES),
         ]
-    assert len(caps) == len(PARTS)
+    if len(caps) != len(PARTS):
+        raise InputError(f"expected one capsule per body part ({len(PARTS)}), got {len(caps)}")
     a, b, r, m = zip(*caps, strict=True)
     return Body(np.array(a), np.array(b), np.array(r), np.array(m, dtype=np.int64), head_fwd, head_up)
