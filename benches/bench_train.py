@@ -68,7 +68,7 @@ class StepTimer(Callback):
 
 def bench_lightning(root: Path, cnn_cfg: CNNConfig, batch: int, steps: int, warmup: int, workers: int) -> float:
     """Images/s of the latent stage through ``fit_stage`` (validation off)."""
-    splits = load_splits(DataConfig(root=str(root), val_fraction=0.0), 0, cnn_cfg.in_size)
+    splits = load_splits(DataConfig(root=str(root), val_fraction=0.0), cnn_cfg.in_size)
     norm = PoseNormalizer.from_poses(splits.train.poses3d)
     ae = PoseAutoencoder(AEConfig(), norm.scale_mm)
     module = ImageRegressionModule(PaperCNN(cnn_cfg, ae.latent_dim), "latent", norm, cnn_cfg.crop, ae,

@@ -1,16 +1,19 @@
 """The embedded default dataset: determinism, sharding, split hygiene, the picture."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from structpose.data.dataset import PoseImageDataset
 from structpose.data.poselib import load_pose_library
+from structpose.data.protocol import protocol_splits
 from structpose.data.show import show_store
 from structpose.data.store import list_shards, open_store
 from structpose.data.synth import SynthConfig, resolve_preset, synthesize
 from structpose.errors import ConfigError
 
-CFG = SynthConfig(size=32, train_images=10, test_images=6, chunk=4)
+CFG = SynthConfig(size=32, train_images=10, test_images=6, chunk=4, unseen_images=3)
 
 
 def _read(root, split):
@@ -60,8 +63,35 @@ def test_train_and_test_subjects_are_disjoint_and_samples_are_sane(tmp_path):
         assert "NON-COMMERCIAL" in store.attrs["license"] and store.attrs["pose_library_sha256"]
 
 
+def test_protocol_v2_keeps_motions_without_training_frames_out_of_the_test_split(tmp_path):
+    lib = load_pose_library()
+    split, action = protocol_splits(lib, "v2"), lib.column("action")
+    trained = set(action[split == "train"])
+    assert set(action[split == "test"]) <= trained  # every test action has training frames (of other people)
+    assert set(action[split == "unseen"]) == {"balance on one leg, outstretched arms"}
+    assert not set(action[split == "unseen"]) & trained
+    np.testing.assert_array_equal(protocol_splits(lib, "v1"), lib.column("split"))  # v1 is the library's split
+    assert (protocol_splits(lib, "v1") == "unseen").sum() == 0
+    synthesize(tmp_path, CFG, progress=False)
+    unseen = PoseImageDataset(tmp_path, "unseen")
+    assert len(unseen) == 3 and set(unseen.action) == {"balance on one leg, outstretched arms"}
+    assert open_store(list_shards(tmp_path, "test")[0]).attrs["protocol"] == "v2"
+    with pytest.raises(ConfigError, match="protocol"):
+        synthesize(tmp_path / "x", replace(CFG, protocol="v3"), progress=False)
+
+
+def test_protocol_v1_renders_as_before(tmp_path):
+    synthesize(tmp_path, replace(CFG, protocol="v1"), progress=False)
+    assert not list(tmp_path.glob("unseen*.h5"))
+    test = PoseImageDataset(tmp_path, "test")
+    lib = load_pose_library()
+    assert set(test.subject) <= set(lib.column("subject")[lib.column("split") == "test"])
+
+
 def test_cmu_only_set_has_no_bandai_frames(tmp_path):
-    synthesize(tmp_path, SynthConfig(size=32, train_images=6, test_images=4, sources=("cmu",)), progress=False)
+    synthesize(
+        tmp_path, SynthConfig(size=32, train_images=6, test_images=4, sources=("cmu",), unseen_images=2), progress=False
+    )
     ds = PoseImageDataset(tmp_path, "train")
     assert all(s.startswith("cmu:") for s in ds.subject)
     with open_store(list_shards(tmp_path, "train")[0]) as store:

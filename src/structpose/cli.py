@@ -39,8 +39,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
         size=args.size,
         seed=args.seed,
         sources=tuple(args.sources.split(",")) if args.sources else None,
+        protocol=args.protocol,
+        unseen_images=args.unseen_images,
     )
-    out = args.out or DEFAULT_SYNTH_DIR / args.preset
+    out = args.out or DEFAULT_SYNTH_DIR / f"{args.preset}-{cfg.protocol}"
     paths = synthesize(out, cfg, args.shard, args.pose_library, workers=args.workers, preset=args.preset)
     for p in paths:
         print(f"wrote {p}")
@@ -131,10 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     data = data_parser.add_subparsers(dest="data_cmd", required=True)
     p = data.add_parser("synth", help="render the embedded default dataset from the shipped pose library")
     p.add_argument("--preset", default="quick", help="quick (64 px, default), paper (128 px) or tiny")
-    p.add_argument("--out", type=Path, help=f"dataset directory (default {DEFAULT_SYNTH_DIR}/PRESET)")
+    p.add_argument("--out", type=Path, help=f"dataset directory (default {DEFAULT_SYNTH_DIR}/PRESET-PROTOCOL)")
     p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="render only part I of N (job arrays)")
     p.add_argument("--train-images", type=int)
     p.add_argument("--test-images", type=int)
+    p.add_argument("--unseen-images", type=int, help="images of the unseen-motions test split (protocol v2)")
+    p.add_argument("--protocol", choices=["v1", "v2"], help="benchmark protocol (default v2; see the README)")
     p.add_argument("--size", type=int, help="crop side in pixels")
     p.add_argument("--seed", type=int)
     p.add_argument("--sources", help="comma-separated: cmu,bandai (default both; 'cmu' for a CMU-only set)")

@@ -21,6 +21,7 @@ import numpy as np
 
 from structpose.data.dataset import PoseImageDataset
 from structpose.data.store import StoreError, list_shards
+from structpose.errors import ConfigError
 from structpose.files import atomic_path, write_text
 from structpose.report import Evaluation, evaluate, write_report
 from structpose.train.config import ExperimentConfig, load_config
@@ -38,11 +39,14 @@ PAPER_NOTE = (
 
 
 def ensure_dataset(cfg: ExperimentConfig, data: Path | None, preset: str, workers: int = 2) -> Path:
-    """The dataset directory to use; renders the embedded default (``structpose data synth``) if missing."""
+    """The dataset directory to use; renders the embedded default (``structpose data synth``) under
+    ``cfg.data.protocol`` if missing. A rendered store of another protocol is refused (numbers of two
+    benchmark versions are never mixed)."""
     root = Path(data) if data is not None else Path(cfg.data.root)
     try:
         for split in ("train", "test"):
             list_shards(root, split)
+        _check_protocol(root, cfg.data.protocol)
         return root
     except StoreError:
         if data is not None:
@@ -50,10 +54,23 @@ def ensure_dataset(cfg: ExperimentConfig, data: Path | None, preset: str, worker
     from structpose.data.synth import SYNTH_PRESETS, resolve_preset, synthesize
 
     name = preset if preset in SYNTH_PRESETS else "quick"
-    scfg = resolve_preset(name, size=cfg.cnn.in_size)
-    print(f"[reproduce] rendering the embedded default dataset ({name}) into {root}", flush=True)
+    scfg = resolve_preset(name, size=cfg.cnn.in_size, protocol=cfg.data.protocol)
+    print(f"[reproduce] rendering the embedded default dataset ({name}, protocol {scfg.protocol}) into {root}",
+          flush=True)  # fmt: skip
     synthesize(root, scfg, workers=workers, preset=name)
     return root
+
+
+def _check_protocol(root: Path, protocol: str) -> None:
+    """Refuse a store rendered by ``structpose data synth`` under another protocol (stores without the
+    attribute predate protocols: v1); imported data (Human3.6M) has no protocol of the embedded benchmark."""
+    attrs = PoseImageDataset(root, "test").shard_attrs[0]
+    if attrs.get("created_by") != "structpose data synth":
+        return
+    found = attrs.get("protocol", "v1")
+    if found != protocol:
+        raise ConfigError(f"holds the embedded benchmark under protocol {found}, this run asks for {protocol}: "
+                          f"pass --set data.protocol={found}, or another --data / data.root", root)  # fmt: skip
 
 
 def environment() -> dict:
@@ -117,7 +134,7 @@ def run_seed(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict[str, np
     of ``cfg.data.actions`` (all test samples when null), in store order."""
     from structpose.train.pipeline import predict, train_all
 
-    splits = load_splits(cfg.data, cfg.trainer.seed, cfg.cnn.in_size)
+    splits = load_splits(cfg.data, cfg.cnn.in_size)
     models = train_all(cfg, run_dir, resume=resume, splits=splits)
     preds = {k: predict(m, splits.test, batch_size=256) for k, m in models.items()}
     preds["linkde"] = fit_linkde(cfg, splits, run_dir, resume)

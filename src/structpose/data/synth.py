@@ -2,7 +2,8 @@
 
 Every sample is one pose-library frame seen through a camera sampled like Human3.6M's, worn by a randomly
 sampled appearance. Train and test images come from the pose library's train and test subjects (CMU) and
-styles (Bandai-Namco), so no person or style is in both splits.
+styles (Bandai-Namco), so no person or style is in both splits; under protocol v2 (the default) test motions
+without any training frame of their action go to a third split, ``unseen`` (:mod:`structpose.data.protocol`).
 
 Determinism: the frames of a split are drawn by ``default_rng([seed, split])`` and sample ``i`` is rendered
 with ``default_rng([seed, split, i])``, so a shard of a job array renders exactly the samples the single
@@ -22,13 +23,14 @@ import numpy as np
 from tqdm import tqdm
 
 from structpose.data.poselib import POSELIB_ASSET, PoseLibrary, load_pose_library
+from structpose.data.protocol import DEFAULT_PROTOCOL, PROTOCOL_SPLITS, check_protocol, protocol_splits
 from structpose.data.store import StoreWriter, estimated_bytes, shard_path
 from structpose.errors import ConfigError, InputError
 from structpose.files import require_free_space
-from structpose.render import render_sample, sample_appearance, sample_camera
+from structpose.render import RENDERER_VERSION, render_sample, sample_appearance, sample_camera
 
-SPLITS = ("train", "test")
-_SPLIT_ID = {"train": 0, "test": 1}
+SPLITS = ("train", "test")  # the splits of every protocol; v2 adds "unseen" (structpose.data.protocol)
+_SPLIT_ID = {"train": 0, "test": 1, "unseen": 2}
 
 
 @dataclass(frozen=True)
@@ -42,20 +44,26 @@ class SynthConfig:
     sources: tuple[str, ...] = ("cmu", "bandai")
     seed: int = 0
     chunk: int = 256  # samples rendered per task
+    protocol: str = DEFAULT_PROTOCOL  # which frames train, test, test unseen motions (structpose.data.protocol)
+    unseen_images: int = 1_000  # images of the "unseen" split (protocol v2)
+
+    def images(self, split: str) -> int:
+        """How many images ``split`` gets."""
+        return {"train": self.train_images, "test": self.test_images, "unseen": self.unseen_images}[split]
 
 
 SYNTH_PRESETS: dict[str, SynthConfig] = {
     "quick": SynthConfig(),
-    "paper": SynthConfig(size=128, train_images=100_000, test_images=12_000),
-    "tiny": SynthConfig(size=32, train_images=96, test_images=48, chunk=32),
+    "paper": SynthConfig(size=128, train_images=100_000, test_images=12_000, unseen_images=2_000),
+    "tiny": SynthConfig(size=32, train_images=96, test_images=48, chunk=32, unseen_images=16),
 }
 
 
-def _frames(lib: PoseLibrary, split: str, n: int, seed: int) -> np.ndarray:
+def _frames(lib: PoseLibrary, split: str, n: int, seed: int, protocol: str = DEFAULT_PROTOCOL) -> np.ndarray:
     """Indices into ``lib`` of the frames rendered for ``split`` (without replacement while frames last)."""
-    pool = np.flatnonzero(lib.column("split") == split)
+    pool = np.flatnonzero(protocol_splits(lib, protocol) == split)
     if len(pool) == 0:
-        raise ConfigError(f"the pose library has no '{split}' frames for these sources")
+        raise ConfigError(f"the pose library has no '{split}' frames for these sources under protocol {protocol}")
     rng = np.random.default_rng([seed, _SPLIT_ID[split]])
     reps = int(np.ceil(n / len(pool)))
     return np.concatenate([rng.permutation(pool) for _ in range(reps)])[:n]
@@ -125,7 +133,8 @@ def synthesize(
     out = Path(out)
     if out.suffix in (".h5", ".hdf5"):
         raise InputError("is a file name; --out wants a dataset directory (it receives train.h5 and test.h5)", out)
-    count_here = sum(n * (index + 1) // count - n * index // count for n in (cfg.train_images, cfg.test_images))
+    check_protocol(cfg.protocol)
+    count_here = sum(cfg.images(s) * (index + 1) // count - cfg.images(s) * index // count for s in _SPLIT_ID)
     require_free_space(out, estimated_bytes(count_here, cfg.size), "rendering this dataset")
     out.mkdir(parents=True, exist_ok=True)
     lib = _library(pose_library, cfg.sources)
@@ -137,11 +146,13 @@ def synthesize(
         "pose_library_sha256": _file_digest(pose_library),
         "sources": ",".join(cfg.sources),
         "license": _licence_note(cfg.sources),
+        "protocol": cfg.protocol,
+        "renderer_version": RENDERER_VERSION,
     }
     written = []
-    for split in SPLITS:
-        n = cfg.train_images if split == "train" else cfg.test_images
-        frames = _frames(lib, split, n, cfg.seed)
+    for split in _splits(cfg, lib):
+        n = cfg.images(split)
+        frames = _frames(lib, split, n, cfg.seed, cfg.protocol)
         lo, hi = n * index // count, n * (index + 1) // count
         ids = np.arange(lo, hi)
         tasks = [
@@ -165,6 +176,14 @@ def synthesize(
         bar.close()
         written.append(path)
     return written
+
+
+def _splits(cfg: SynthConfig, lib: PoseLibrary) -> list[str]:
+    """The splits to render: the protocol's, less ``unseen`` when it is empty for these sources or 0 images."""
+    splits = list(PROTOCOL_SPLITS[cfg.protocol])
+    if "unseen" in splits and (cfg.unseen_images == 0 or not (protocol_splits(lib, cfg.protocol) == "unseen").any()):
+        splits.remove("unseen")
+    return splits
 
 
 def _licence_note(sources: tuple[str, ...]) -> str:

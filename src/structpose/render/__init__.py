@@ -8,4 +8,15 @@ from structpose.render.body import PARTS
 from structpose.render.cameras import sample_camera
 from structpose.render.sample import RenderedSample, render_sample
 
-__all__ = ["PARTS", "Appearance", "RenderedSample", "render_sample", "sample_appearance", "sample_camera"]
+#: Changes whenever the rendered images of the same seed change; part of the benchmark version.
+RENDERER_VERSION = 1
+
+__all__ = [
+    "PARTS",
+    "RENDERER_VERSION",
+    "Appearance",
+    "RenderedSample",
+    "render_sample",
+    "sample_appearance",
+    "sample_camera",
+]

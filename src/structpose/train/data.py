@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from structpose.data.dataset import PoseImageDataset
+from structpose.data.store import StoreError, list_shards
 from structpose.errors import ConfigError
 from structpose.train.config import DataConfig
 
@@ -47,16 +48,20 @@ def split_train_val(
 @dataclass
 class Splits:
     """The datasets of a run: ``train`` and ``val`` (disjoint parts of the store's train split; ``val``
-    None when ``val_fraction`` is 0) and ``test`` (the store's test split)."""
+    None when ``val_fraction`` is 0), ``test`` (the store's test split) and ``unseen`` (the store's test set
+    of motions without training counterpart, protocol v2; None when the store has none)."""
 
     train: PoseImageDataset
     val: PoseImageDataset | None
     test: PoseImageDataset
+    unseen: PoseImageDataset | None = None
 
 
-def load_splits(cfg: DataConfig, seed: int, image_size: int) -> Splits:
+def load_splits(cfg: DataConfig, image_size: int) -> Splits:
     """Open ``cfg.root`` and carve the validation set out of its train split (:func:`split_train_val`, by
-    subject and sequence). ``image_size``: the side (px) the CNN expects; the store must match it."""
+    subject and sequence, drawn with ``cfg.split_seed``). ``image_size``: the side (px) the CNN expects; the
+    store must match it."""
+    seed = cfg.split_seed
     full = PoseImageDataset(cfg.root, "train")
     if full.image_size != image_size:
         raise ConfigError(f"{cfg.root} holds {full.image_size} px images but cnn.in_size={image_size}: "
@@ -68,7 +73,16 @@ def load_splits(cfg: DataConfig, seed: int, image_size: int) -> Splits:
     test = PoseImageDataset(cfg.root, "test")
     if cfg.actions is not None:
         test = test.subset(_with_actions(test.action, cfg.actions, f"{cfg.root} (test)"))
-    return Splits(full.subset(train_idx), val, test)
+    return Splits(full.subset(train_idx), val, test, _unseen(cfg))
+
+
+def _unseen(cfg: DataConfig) -> PoseImageDataset | None:
+    """The store's ``unseen`` split (all of it: it holds no action of the others), or None without one."""
+    try:
+        list_shards(cfg.root, "unseen")
+    except StoreError:
+        return None
+    return None if cfg.actions is not None else PoseImageDataset(cfg.root, "unseen")
 
 
 def _with_actions(actions: np.ndarray, keep: tuple[str, ...] | None, where: str) -> np.ndarray:

@@ -76,7 +76,7 @@ def train_all(
         else:
             fit_stage(module, data, stage_cfg, run_dir, name, resume=resume, trainer_cfg=cfg.trainer)
 
-    splits = splits or load_splits(cfg.data, seed, cfg.cnn.in_size)
+    splits = splits or load_splits(cfg.data, cfg.cnn.in_size)
     normalizer = PoseNormalizer.from_poses(splits.train.poses3d)
     poses = PoseDataModule.from_splits(splits, cfg.ae_finetune.batch_size)
     images = PoseImageDataModule.from_splits(splits, cfg.latent.batch_size, cfg.data.num_workers)
