@@ -9,7 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from structpose.errors import TrainingError
@@ -36,7 +36,8 @@ def make_trainer(
 ) -> L.Trainer:
     """The Trainer of a stage: ``stage``'s budget; ``run``'s determinism, precision and hardware (passed
     straight to Lightning, so ``strategy="ddp"`` under torchrun or SLURM uses its environment detection);
-    ``last.ckpt`` (and nothing else) rewritten in ``stage_dir`` at every epoch end; extra ``callbacks``."""
+    ``last.ckpt`` (and nothing else) rewritten in ``stage_dir`` at every epoch end; the learning rate of every
+    step logged (``lr-Adam``: the record that both CNN arms follow one curve); extra ``callbacks``."""
     # the latest checkpoint (no monitor, top-1) under the name "last": one atomic write per epoch
     checkpoint = ModelCheckpoint(dirpath=stage_dir, filename=Path(LAST).stem, save_top_k=1, every_n_epochs=1,
                                  enable_version_counter=False)  # fmt: skip
@@ -49,7 +50,7 @@ def make_trainer(
         strategy=run.strategy,
         precision=run.precision,
         deterministic=run.deterministic,
-        callbacks=[*callbacks, checkpoint],
+        callbacks=[*callbacks, checkpoint, LearningRateMonitor(logging_interval="step")],
         logger=loggers,
         default_root_dir=stage_dir,
         enable_progress_bar=run.progress_bar,
