@@ -144,3 +144,62 @@ def test_li2018_errors(tmp_path: Path) -> None:
     take, skeleton = li2018_files(tmp_path, [rest, [float("nan")] + rest[1:]])
     with pytest.raises(MocapFormatError, match="take.txt:2: NaN"):
         load_li2018(take, skeleton)
+
+
+# --- regressions: encodings, values the kinematics cannot use, hierarchies that are not trees --------------------
+def test_non_utf8_asf_and_amc_name_file_and_line(tmp_path: Path) -> None:
+    asf, amc = write(tmp_path, AMC_FRAMES)
+    asf.write_bytes(ASF.replace("# tiny skeleton", "# tiny skeleton, caf\u00e9").encode("latin-1"))
+    with pytest.raises(MocapFormatError, match="not UTF-8") as info:
+        load_asf_amc(asf, amc)
+    assert info.value.path == asf and str(info.value).startswith(f"{asf}:1: ")
+    asf.write_text(ASF)
+    amc.write_bytes(("\n".join(AMC_HEADER + AMC_FRAMES) + "\n").replace("test.asf", "t\u00e9st.asf").encode("latin-1"))
+    with pytest.raises(MocapFormatError, match="not UTF-8") as info:
+        load_asf_amc(asf, amc)
+    assert info.value.path == amc and str(info.value).startswith(f"{amc}:1: ")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "message"),
+    [
+        ("   axis XYZ\n", "   axis XYW\n", 10, "bad axis order 'XYW'"),
+        ("   axis XYZ\n", "   axis XY\n", 10, "bad axis order 'XY'"),
+        ("RX RY RZ\n", "RX RY RW\n", 9, "bad :root order value 'RW'"),
+        ("RX RY RZ\n", "RX RY R\n", 9, "bad :root order value 'R'"),
+        ("   position 0 0 0\n", "   position 0 0\n", 11, "bad 'position' line: 3 numbers expected, found 2"),
+        ("   orientation 0 0 0\n", "   orientation 0 nan 0\n", 12, "non-finite"),
+        ("direction 0 1 0\n", "direction 0 1\n", 17, "bad 'direction' line: 3 numbers expected, found 2"),
+        ("direction 0 1 0\n", "direction 0 inf 0\n", 17, "non-finite"),
+        ("length 2\n", "length nan\n", 18, "non-finite"),
+        ("axis 0 0 0 XYZ\n", "axis 0 0 0 XY\n", 19, "bad axis order 'XY'"),
+        ("axis 0 0 0 XYZ\n", "axis 0 0 0 ZZT\n", 19, "bad axis order 'ZZT'"),
+        ("name b\n", "name a\n", 24, "bone 'a' defined twice"),
+        ("name b\n", "name root\n", 24, "'root'"),
+        ("    a b\n", "    a b\n    b root\n", 34, "'root' cannot be a child"),
+        ("    a b\n", "    a b\n    b a\n", 34, "bone 'a' attached twice"),
+    ],
+)
+def test_bad_asf_values_name_file_and_line(tmp_path: Path, old: str, new: str, line: int, message: str) -> None:
+    asf, amc = write(tmp_path, AMC_FRAMES)
+    assert old in ASF
+    asf.write_text(ASF.replace(old, new, 1))
+    with pytest.raises(MocapFormatError, match=message) as info:
+        load_asf_amc(asf, amc)
+    assert info.value.path == asf and info.value.line == line, str(info.value)
+
+
+def test_empty_root_section(tmp_path: Path) -> None:
+    asf, amc = write(tmp_path, AMC_FRAMES)
+    start, end = ASF.index(":root\n") + len(":root\n"), ASF.index(":bonedata")
+    asf.write_text(ASF[:start] + ASF[end:])
+    with pytest.raises(MocapFormatError, match="bad :root section") as info:
+        load_asf_amc(asf, amc)
+    assert info.value.line == 8
+
+
+def test_unicode_digit_frame_number(tmp_path: Path) -> None:
+    asf, amc = write(tmp_path, AMC_FRAMES[:4] + ["\u00b2"] + AMC_FRAMES[5:])
+    with pytest.raises(MocapFormatError, match="motion values before|unknown bone") as info:
+        load_asf_amc(asf, amc)
+    assert info.value.path == amc and info.value.line == 8

@@ -155,3 +155,66 @@ def test_write_read_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(copy.motion, original.motion)
     assert copy.frame_time == original.frame_time
     np.testing.assert_allclose(copy.to_clip().positions, original.to_clip().positions)
+
+
+# --- regressions: short takes, encodings, header values, nesting, overflow ---------------------------------------
+ZXY = "Zrotation Xrotation Yrotation"
+
+
+def test_zero_frames_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, chain_bvh(ZXY, [], 0), "empty.bvh")
+    with pytest.raises(MocapFormatError, match="no motion frames") as info:
+        read_bvh(path)
+    assert info.value.path == path and info.value.line == 17
+    assert str(info.value).startswith(f"{path}:17: ")
+
+
+def test_one_frame_reads(tmp_path: Path) -> None:
+    clip = load_bvh(write(tmp_path, chain_bvh(ZXY, ["1 2 3 0 0 0 0 0 0"])))
+    assert clip.positions.shape == (1, 3, 3)
+    np.testing.assert_allclose(clip.positions[0, 2], [1, 17, 3])
+
+
+def test_non_utf8_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.bvh"
+    path.write_bytes(chain_bvh(ZXY, ["0 0 0 0 0 0 0 0 0"]).replace("JOINT a", "JOINT caf\u00e9").encode("latin-1"))
+    with pytest.raises(MocapFormatError, match="not UTF-8") as info:
+        read_bvh(path)
+    assert info.value.line == 6 and str(info.value).startswith(f"{path}:6: ")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "message"),
+    [
+        ("Frames: 1", "Frames: nan", 17, "bad Frames: value 'nan'"),
+        ("Frames: 1", "Frames: 1e999", 17, "bad Frames: value '1e999'"),
+        ("Frames: 1", "Frames: -1", 17, "bad Frames: value '-1'"),
+        ("Frame Time: 0.0083333", "Frame Time: 4.9e-324", 18, "bad Frame Time"),
+        ("CHANNELS 3", "CHANNELS \u00b2", 9, "bad channel count"),
+        ("OFFSET 0 5 0", "OFFSET 0 inf 0", 12, "non-finite number 'inf'"),
+        ("OFFSET 0 10 0", "OFFSET nan 10 0", 8, "non-finite number 'nan'"),
+    ],
+)
+def test_bad_header_values_name_file_and_line(tmp_path: Path, old: str, new: str, line: int, message: str) -> None:
+    text = chain_bvh(ZXY, ["0 0 0 0 0 0 0 0 0"])
+    assert old in text
+    path = write(tmp_path, text.replace(old, new), "header.bvh")
+    with pytest.raises(MocapFormatError, match=message) as info:
+        read_bvh(path)
+    assert info.value.line == line and str(info.value).startswith(f"{path}:{line}: ")
+
+
+def test_deep_nesting_is_a_format_error(tmp_path: Path) -> None:
+    depth = 3000
+    text = "HIERARCHY\nROOT r\n{\nOFFSET 0 0 0\nCHANNELS 1 Xrotation\n"
+    text += "JOINT j\n{\nOFFSET 0 1 0\n" * depth + "}\n" * depth + "}\nMOTION\nFrames: 1\nFrame Time: 0.01\n0\n"
+    with pytest.raises(MocapFormatError, match="nested more than"):
+        read_bvh(write(tmp_path, text, "deep.bvh"))
+
+
+def test_overflowing_positions_are_a_format_error(tmp_path: Path) -> None:
+    text = chain_bvh(ZXY, ["1e308 0 0 0 0 0 0 0 0"]).replace("OFFSET 0 10 0", "OFFSET 1e308 10 0")
+    path = write(tmp_path, text, "huge.bvh")
+    with pytest.raises(MocapFormatError, match="not finite") as info:
+        load_bvh(path)
+    assert info.value.path == path

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 
 from structpose.data.mocap.bvh import BvhFile, BvhJoint
+from structpose.data.mocap.errors import MocapFormatError
 from structpose.data.mocap.kinematics import MocapClip
 from structpose.data.mocap.mapping import CMU_DAZ, CMU_UNIT_MM, RIGS, Rig, map_clip, place_on_floor
 from structpose.data.mocap.resample import resample
+from structpose.data.mocap.rotations import euler_to_matrix
+from structpose.errors import InputError
 from structpose.skeleton import H36M
 
 ROOT_CHANNELS = ("Xposition", "Yposition", "Zposition", "Zrotation", "Yrotation", "Xrotation")
@@ -113,9 +116,9 @@ def test_new_rig_is_one_dict_away() -> None:
     np.testing.assert_allclose(poses[:, H36M.index("Spine")], brow, atol=1e-9)
     relative = clip.site("head", (0, 5, 10)) - head
     assert not np.allclose(relative[0], relative[-1])  # the site turns with the head
-    with pytest.raises(AssertionError, match="sum to 1"):
+    with pytest.raises(InputError, match="sum to 1"):
         Rig("bad", joints | {"Hip": {"lThigh": 0.5, "rThigh": 0.6}}, 10.0, ())
-    with pytest.raises(AssertionError, match="all 17"):
+    with pytest.raises(InputError, match="all 17"):
         Rig("bad", {"Hip": "hip"}, 10.0, ())
 
 
@@ -132,7 +135,7 @@ def test_restore_moves_the_subtree() -> None:
 
 
 def test_wrong_rig_names_missing_joints() -> None:
-    with pytest.raises(ValueError, match=r"rig 'bandai' needs joints missing from the file: \['Chest', "):
+    with pytest.raises(MocapFormatError, match=r"rig 'bandai' needs joints missing from the file: \['Chest', "):
         map_clip(daz_clip(), RIGS["bandai"])
 
 
@@ -153,3 +156,31 @@ def test_resample() -> None:
     up = resample(ramp[:3], 120.0, 240.0)  # interpolates between frames
     np.testing.assert_allclose(up[:, 0, 1], 2 * np.arange(5) / 240.0, atol=1e-12)
     assert resample(ramp, 60.0, 20.0).shape[0] == 41
+
+
+def test_one_frame_take_with_an_added_t_pose_names_the_file() -> None:
+    """A Daz-style rig drops the added T-pose frame 0: a 1-frame take has no motion left (was an IndexError)."""
+    with pytest.raises(MocapFormatError, match="only the added T-pose") as info:
+        map_clip(daz_clip(num_frames=1), CMU_DAZ)
+    assert info.value.path == Path("synthetic.bvh")
+    poses, contacts = map_clip(daz_clip(num_frames=2), CMU_DAZ)
+    assert poses.shape == (1, 17, 3) and np.isfinite(place_on_floor(poses, contacts)).all()
+
+
+def test_place_on_floor_without_frames() -> None:
+    with pytest.raises(InputError, match="no frames"):
+        place_on_floor(np.zeros((0, 17, 3)), np.zeros((0, 2, 3)))
+
+
+def test_resample_one_and_zero_frames() -> None:
+    one = np.ones((1, 17, 3))
+    np.testing.assert_array_equal(resample(one, 120.0, 20.0), one)
+    with pytest.raises(InputError, match="no frames"):
+        resample(np.zeros((0, 17, 3)), 120.0, 20.0)
+
+
+def test_euler_angle_count_must_match_order() -> None:
+    with pytest.raises(InputError, match="3 angles expected for order 'ZYX'"):
+        euler_to_matrix(np.zeros((4, 2)), "ZYX")
+    with pytest.raises(InputError, match="order 'ZYW'"):
+        euler_to_matrix(np.zeros(3), "ZYW")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,16 +12,20 @@ import pytest
 
 from structpose.data.mocap.actions import h36m_action
 from structpose.data.mocap.bvh import BvhFile, BvhJoint, write_bvh
-from structpose.data.mocap.catalog import discover, true_rate
+from structpose.data.mocap.catalog import Take, discover, true_rate
 from structpose.data.mocap.convert import take_to_h36m
+from structpose.data.mocap.errors import MocapFormatError
+from structpose.data.mocap.npz import write_npz
 from structpose.data.poselib import (
     DEFAULT_POSELIB_VERSION,
+    POSELIB_ASSET,
     PoseLibrary,
     build_pose_library,
     load_pose_library,
     split_description,
     summary,
 )
+from structpose.errors import FormatError, InputError
 from structpose.skeleton import H36M
 
 # --- a CMU-like ASF/AMC pair -------------------------------------------------------------------------------
@@ -107,7 +113,7 @@ def bandai_bvh(path: Path, num_frames: int, seed: int) -> None:
     motion[..., :3] = offsets
     motion[..., 3:] = rng.uniform(-5, 5, size=(num_frames, len(joints), 3))
     motion[:, 1, 2] = np.linspace(0, 60, num_frames)  # Hips walk along +Z
-    write_bvh(path, BvhFile(path, joints, motion.reshape(num_frames, -1), 1 / 30))
+    write_bvh(path, BvhFile(path, joints, motion.reshape(num_frames, 6 * len(joints)), 1 / 30))
 
 
 def make_tree(root: Path) -> Path:
@@ -169,15 +175,16 @@ def test_actions() -> None:
 
 
 def test_build_is_deterministic(tree: Path, tmp_path: Path) -> None:
-    first = build_pose_library(tree, tmp_path / "a" / "lib.npz", progress=False)
-    second = build_pose_library(tree, tmp_path / "b" / "lib.npz", progress=False)
+    build = build_pose_library(tree, tmp_path / "a" / "lib.npz", progress=False)
+    assert build.left_out == () and build.path == tmp_path / "a" / "lib.npz" and build.sequences == 9
+    first, second = build.path, build_pose_library(tree, tmp_path / "b" / "lib.npz", progress=False).path
     assert first.read_bytes() == second.read_bytes()
     assert first.with_suffix(".txt").read_text() == second.with_suffix(".txt").read_text()
     assert "NSF EIA-0196217" in first.with_suffix(".txt").read_text()
 
 
 def test_round_trip_and_splits(tree: Path, tmp_path: Path) -> None:
-    path = build_pose_library(tree, tmp_path / "lib.npz", fps=20.0, progress=False)
+    path = build_pose_library(tree, tmp_path / "lib.npz", fps=20.0, progress=False).path
     library = load_pose_library(path)
     names = [s["name"] for s in library.sequences]
     assert len(names) == 9 and library.fps == 20.0
@@ -205,7 +212,7 @@ def test_round_trip_and_splits(tree: Path, tmp_path: Path) -> None:
 
 
 def test_select_and_source_filter(tree: Path, tmp_path: Path) -> None:
-    path = build_pose_library(tree, tmp_path / "lib.npz", progress=False)
+    path = build_pose_library(tree, tmp_path / "lib.npz", progress=False).path
     library = load_pose_library(path)
     cmu = load_pose_library(path, sources=("cmu",))
     assert len(cmu) == int((library.column("source") == "cmu").sum())
@@ -217,7 +224,117 @@ def test_select_and_source_filter(tree: Path, tmp_path: Path) -> None:
     assert [s["name"] for s in test.sequences] == sorted({s["name"] for s in library.sequences if s["split"] == "test"})
 
 
+# --- short takes, where the library goes, takes that cannot be read ---------------------------------------------
+def bandai_take(path: str) -> Take:
+    return Take(
+        name=f"bandai:{Path(path).stem}", path=path, reader="bvh", rig="bandai", source="bandai",
+        folder="bandai_namco_motion", subject="bandai:dataset-2", label="run", style="", fps=None,
+    )  # fmt: skip
+
+
+def test_zero_and_one_frame_takes(tmp_path: Path) -> None:
+    """0 frames: a format error naming the file (was a bare IndexError in np.percentile); 1 frame: one pose."""
+    bandai_bvh(tmp_path / "zero.bvh", 0, seed=0)
+    with pytest.raises(MocapFormatError, match="no motion frames") as info:
+        take_to_h36m(tmp_path, bandai_take("zero.bvh"), 20.0)
+    assert info.value.path == tmp_path / "zero.bvh"
+    bandai_bvh(tmp_path / "one.bvh", 1, seed=0)
+    poses, rate = take_to_h36m(tmp_path, bandai_take("one.bvh"), 20.0)
+    assert poses.shape == (1, 17, 3) and np.isfinite(poses).all() and rate == 30.0
+
+
+def package_assets() -> Path:
+    """The installed package's ``assets`` folder (where the shipped library lives)."""
+    return Path(str(importlib.resources.files("structpose.assets")))
+
+
+def test_default_out_is_the_current_directory(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = package_assets() / POSELIB_ASSET
+    before = shipped.read_bytes(), shipped.with_suffix(".txt").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    build = build_pose_library(tree, None, progress=False)
+    assert build.path == tmp_path / POSELIB_ASSET
+    assert build.path.is_file() and build.path.with_suffix(".txt").is_file()
+    assert (shipped.read_bytes(), shipped.with_suffix(".txt").read_bytes()) == before
+
+
+@pytest.mark.parametrize("name", [POSELIB_ASSET, "other.npz", "sub/lib.npz"])
+def test_refuses_to_write_into_the_package(tree: Path, name: str) -> None:
+    assets = package_assets()
+    before = sorted((p.name, p.read_bytes()) for p in assets.iterdir() if p.is_file())
+    with pytest.raises(InputError, match="package's assets folder") as info:
+        build_pose_library(tree, assets / name, progress=False)
+    assert str(assets) in str(info.value) and "--out" in str(info.value)
+    assert sorted((p.name, p.read_bytes()) for p in assets.iterdir() if p.is_file()) == before
+
+
+def test_out_must_be_an_npz(tree: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"\.npz"):
+        build_pose_library(tree, tmp_path / "lib.txt", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_takes_are_left_out_and_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = make_tree(tmp_path / "data")
+    bvh = root / "bandai_namco_motion" / "dataset-2" / "data" / "dataset-2_run_elderly_001.bvh"
+    bvh.write_text("\n".join(bvh.read_text().splitlines()[:-1]) + "\n")  # one motion line short
+    amc = root / "cmu_asf_amc_gpmat" / "49" / "49_19.amc"
+    amc.write_bytes(amc.read_bytes().replace(b":DEGREES", b":DEGR\xc9S"))  # latin-1, not UTF-8
+    with caplog.at_level(logging.WARNING, logger="structpose.data.poselib"):
+        build = build_pose_library(root, tmp_path / "lib.npz", progress=False)
+    assert [p.path for p in build.left_out] == [bvh, amc]  # in take (path) order
+    assert "Frames: 16 but the motion block has 15 lines" in build.left_out[0].error
+    assert "not UTF-8" in build.left_out[1].error
+    for problem in build.left_out:
+        assert str(problem).startswith(f"{problem.path}:") and str(problem.path) in caplog.text
+    library = load_pose_library(build.path)
+    names = {s["name"] for s in library.sequences}
+    assert build.sequences == len(names) == 7 and not names & {"bandai:dataset-2_run_elderly_001", "cmu:49_19"}
+    sidecar = build.path.with_suffix(".txt").read_text()
+    assert "Left out (could not be read): 2 takes" in sidecar and "cmu_asf_amc_gpmat/49/49_19.amc" in sidecar
+
+
+def test_nothing_readable_is_an_error(tmp_path: Path) -> None:
+    data = tmp_path / "data" / "bandai_namco_motion" / "dataset-2" / "data"
+    data.mkdir(parents=True)
+    (data / "dataset-2_run_elderly_001.bvh").write_text("HIERARCHY\n")
+    with pytest.raises(FormatError, match="no take could be read") as info:
+        build_pose_library(tmp_path / "data", tmp_path / "lib.npz", progress=False)
+    assert "dataset-2_run_elderly_001.bvh" in str(info.value)
+    assert not (tmp_path / "lib.npz").exists()
+
+
+def test_no_mocap_at_all(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no mocap files of sources") as info:
+        build_pose_library(tmp_path, tmp_path / "lib.npz", progress=False)
+    assert str(tmp_path) in str(info.value) and "--data-root" in str(info.value)
+
+
+def test_write_npz_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "lib.npz"
+    target.write_bytes(b"old")
+    with pytest.raises(ValueError, match="pickle"):
+        write_npz(target, {"ok": np.zeros(3), "bad": np.array([object()], dtype=object)})
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["lib.npz"]
+
+
 # --- the shipped library ---------------------------------------------------------------------------------------
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "MANIFEST.tsv").is_file(), reason=f"no shared mocap data at {SHARED_DATA}")
+def test_rebuild_is_the_shipped_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's rebuild (no --out: into the current directory) gives the shipped file byte for byte."""
+    monkeypatch.chdir(tmp_path)
+    build = build_pose_library(SHARED_DATA, None, progress=False)
+    assert build.left_out == () and build.path == tmp_path / POSELIB_ASSET
+    shipped = package_assets() / POSELIB_ASSET
+    assert build.path.read_bytes() == shipped.read_bytes()
+    assert build.path.with_suffix(".txt").read_bytes() == shipped.with_suffix(".txt").read_bytes()
+
+
 @pytest.fixture(scope="module")
 def shipped() -> PoseLibrary:
     return load_pose_library()

@@ -56,10 +56,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_mocap(args: argparse.Namespace) -> int:
     from structpose.data.poselib import build_pose_library
 
-    out = build_pose_library(
-        Path(args.data_root), Path(args.out) if args.out else None, sources=tuple(args.sources.split(",")), fps=args.fps
-    )
-    print(f"wrote {out}")
+    build = build_pose_library(Path(args.data_root), Path(args.out) if args.out else None,
+                               sources=tuple(args.sources.split(",")), fps=args.fps)  # fmt: skip
+    print(f"wrote {build.path} ({build.sequences} sequences)")
+    if build.left_out:
+        print(f"structpose: error: {len(build.left_out)} takes could not be read and were left out (warnings above; "
+              f"listed in {build.path.with_suffix('.txt')})", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 
@@ -148,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = data.add_parser("mocap", help="rebuild the pose library from the mocap files")
     p.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="folder holding the mocap sources")
-    p.add_argument("--out", help="output .npz (default: the package's assets/poselib_v1.npz)")
+    p.add_argument("--out", help="output .npz (default ./poselib_v1.npz; never the package's assets/)")
     p.add_argument("--sources", default="cmu,bandai")
     p.add_argument("--fps", type=float, default=20.0)
     p.set_defaults(func=cmd_mocap)

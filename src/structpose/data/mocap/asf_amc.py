@@ -10,21 +10,36 @@ rotations applied in the listed order (``rx ry rz`` -> ``Rz @ Ry @ Rx``; the ASF
 same way) and a bone's end ``= start + length * M_bone @ direction``. The clip has one joint per bone,
 placed at the bone's START (as amc2bvh names its BVH joints), the root, and ``<bone>_end`` for leaf bones,
 so the raw-ASF mapping serves both this reader and amc2bvh BVH files. Root translation values from the
-AMC replace the ASF ``position``. Errors raise :class:`MocapFormatError` naming file and line.
+AMC replace the ASF ``position``.
+
+Errors raise :class:`MocapFormatError` naming file and line: a file that is not UTF-8, a missing section,
+a :root ``order`` other than TX TY TZ RX RY RZ, an axis order other than three of X, Y, Z, a position,
+orientation, direction, axis or length that is not the right number of finite numbers, a bone defined
+twice or named ``root``, a :hierarchy that is not a tree (a bone attached twice, ``root`` as a child),
+AMC frames out of order, missing, with the wrong number of values, non-numeric or NaN/inf values, and
+values so large that the joint positions overflow.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from structpose.data.mocap.errors import MocapFormatError
-from structpose.data.mocap.kinematics import MocapClip, forward_kinematics
+from structpose.data.mocap.kinematics import MocapClip, checked_forward_kinematics
 from structpose.data.mocap.rotations import euler_to_matrix
+from structpose.data.mocap.text import finite_numbers, read_lines
 
 CMU_FPS = 120.0
+
+_ROOT_CHANNELS = ("TX", "TY", "TZ", "RX", "RY", "RZ")
+_AXIS_ORDER = re.compile(r"^[XYZ]{3}$")
+_FRAME_NUMBER = re.compile(r"^[0-9]+$")
+
+Entries = list[tuple[int, list[str]]]  # (line number, tokens) of one ASF section
 
 
 @dataclass
@@ -78,73 +93,126 @@ def _euler(values: np.ndarray, order: str, degrees: bool) -> np.ndarray:
 
 
 def read_asf(path: str | Path) -> AsfSkeleton:
-    """Parse an ASF skeleton file."""
+    """Parse an ASF skeleton file.
+
+    Raises:
+        MocapFormatError: the file is not a readable ASF file (see the module docstring); names file and line.
+    """
     path = Path(path)
-    lines = [(n + 1, ln.split("#")[0].split()) for n, ln in enumerate(path.read_text().splitlines())]
-    lines = [(n, toks) for n, toks in lines if toks]
-    sections: dict[str, list[tuple[int, list[str]]]] = {}
-    current = None
-    for n, toks in lines:
-        if toks[0].startswith(":"):
-            current = toks[0][1:].lower()
-            sections[current] = [(n, toks[1:])] if len(toks) > 1 else []
-        elif current is not None:
-            sections[current].append((n, toks))
-    for required in ("root", "bonedata", "hierarchy"):
-        if required not in sections:
-            raise MocapFormatError(path, f"no :{required} section")
+    sections, starts = _sections(path)
     units = {toks[0].lower(): toks[1] for _, toks in sections.get("units", []) if len(toks) > 1}
     degrees = units.get("angle", "deg").lower().startswith("deg")
-    root = {toks[0].lower(): (n, toks[1:]) for n, toks in sections["root"]}
-    try:
-        root_order = tuple(t.upper() for t in root["order"][1])
-        axis_order = root["axis"][1][0].upper()
-        position = np.array(root["position"][1], dtype=np.float64)
-        orientation = np.array(root["orientation"][1], dtype=np.float64)
-    except (KeyError, IndexError, ValueError) as err:
-        raise MocapFormatError(path, f"bad :root section ({err})", sections["root"][0][0]) from None
+    root_order, position, orientation, axis_order = _parse_root(path, sections["root"], starts["root"])
     bones = _parse_bones(path, sections["bonedata"])
     parent = _parse_hierarchy(path, sections["hierarchy"], bones)
     return AsfSkeleton(path, root_order, position, orientation, axis_order, bones, parent, degrees)
 
 
-def _parse_bones(path: Path, entries: list[tuple[int, list[str]]]) -> dict[str, AsfBone]:
+def _sections(path: Path) -> tuple[dict[str, Entries], dict[str, int]]:
+    """The ``:section`` blocks of an ASF file (comments and blank lines dropped) and their header lines."""
+    sections: dict[str, Entries] = {}
+    starts: dict[str, int] = {}
+    current = None
+    for n, line in enumerate(read_lines(path), start=1):
+        toks = line.split("#")[0].split()
+        if not toks:
+            continue
+        if toks[0].startswith(":"):
+            current = toks[0][1:].lower()
+            sections[current] = [(n, toks[1:])] if len(toks) > 1 else []
+            starts[current] = n
+        elif current is not None:
+            sections[current].append((n, toks))
+    for required in ("root", "bonedata", "hierarchy"):
+        if required not in sections:
+            raise MocapFormatError(path, f"no :{required} section")
+    return sections, starts
+
+
+def _vector(path: Path, line: int, tokens: list[str], what: str) -> np.ndarray:
+    """Three finite numbers (3,) of the ASF line ``what``."""
+    if len(tokens) != 3:
+        raise MocapFormatError(path, f"bad {what!r} line: 3 numbers expected, found {len(tokens)}", line)
+    return finite_numbers(path, tokens, line, f"bad {what!r} line")
+
+
+def _axis_order(path: Path, line: int, token: str) -> str:
+    """An Euler axis order: three of X, Y, Z (upper case), e.g. ``XYZ``."""
+    if not _AXIS_ORDER.match(token.upper()):
+        raise MocapFormatError(path, f"bad axis order {token!r} (three of X, Y, Z, e.g. XYZ)", line)
+    return token.upper()
+
+
+def _parse_root(path: Path, entries: Entries, start: int) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, str]:
+    """The :root section -> (AMC value order, position (3,), orientation (3,) angles, axis order)."""
+    root = {toks[0].lower(): (n, toks[1:]) for n, toks in entries}
+    missing = [key for key in ("order", "axis", "position", "orientation") if key not in root]
+    if missing:
+        raise MocapFormatError(path, f"bad :root section: no {missing[0]!r} line", start)
+    n, order = root["order"]
+    bad = [t for t in order if t.upper() not in _ROOT_CHANNELS]
+    if bad:
+        raise MocapFormatError(path, f"bad :root order value {bad[0]!r} (use {' '.join(_ROOT_CHANNELS)})", n)
+    n, axis = root["axis"]
+    axis_order = _axis_order(path, n, " ".join(axis))
+    position = _vector(path, *root["position"], "position")
+    orientation = _vector(path, *root["orientation"], "orientation")
+    return tuple(t.upper() for t in order), position, orientation, axis_order
+
+
+def _parse_bones(path: Path, entries: Entries) -> dict[str, AsfBone]:
+    """The :bonedata section: ``begin`` ... ``end`` blocks -> bones by name."""
     bones: dict[str, AsfBone] = {}
     bone: AsfBone | None = None
     for n, toks in entries:
         key = toks[0].lower()
-        try:
-            if key == "begin":
-                bone = AsfBone(name="")
-            elif key == "end":
-                if bone is None or not bone.name:
-                    raise MocapFormatError(path, "bone without a name", n)
-                bones[bone.name] = bone
-                bone = None
-            elif bone is None:
-                raise MocapFormatError(path, f"{toks[0]!r} outside a begin/end block", n)
-            elif key == "name":
-                bone.name = toks[1]
-            elif key == "direction":
-                bone.direction = np.array(toks[1:4], dtype=np.float64)
-            elif key == "length":
-                bone.length = float(toks[1])
-            elif key == "axis":
-                bone.axis = np.array(toks[1:4], dtype=np.float64)
-                bone.axis_order = toks[4].upper()
-            elif key == "dof":
-                bone.dof = tuple(t.lower() for t in toks[1:])
-                unsupported = [d for d in bone.dof if d not in ("rx", "ry", "rz")]
-                if unsupported:
-                    raise MocapFormatError(path, f"unsupported dof {unsupported[0]!r} of bone {bone.name!r}", n)
-        except (IndexError, ValueError) as err:
-            raise MocapFormatError(path, f"bad {toks[0]!r} line ({err})", n) from None
+        if key == "begin":
+            if bone is not None:
+                raise MocapFormatError(path, "'begin' inside a bone block (a missing 'end')", n)
+            bone = AsfBone(name="")
+        elif key == "end":
+            if bone is None or not bone.name:
+                raise MocapFormatError(path, "bone without a name", n)
+            bones[bone.name] = bone
+            bone = None
+        elif bone is None:
+            raise MocapFormatError(path, f"{toks[0]!r} outside a begin/end block", n)
+        else:
+            _bone_field(path, n, toks, bone, bones)
     if bone is not None:
         raise MocapFormatError(path, "bone block without 'end'", entries[-1][0])
     return bones
 
 
-def _parse_hierarchy(path: Path, entries: list[tuple[int, list[str]]], bones: dict[str, AsfBone]) -> dict[str, str]:
+def _bone_field(path: Path, n: int, toks: list[str], bone: AsfBone, bones: dict[str, AsfBone]) -> None:
+    """Set one field of ``bone`` from the bonedata line ``toks`` (line ``n``); unknown keys are ignored."""
+    key = toks[0].lower()
+    if key in ("name", "length") and len(toks) != 2:
+        raise MocapFormatError(path, f"bad {toks[0]!r} line: one value expected, found {len(toks) - 1}", n)
+    if key == "name":
+        if toks[1] == "root":
+            raise MocapFormatError(path, "a bone named 'root', the root's own name: rename it (and in :hierarchy)", n)
+        if toks[1] in bones:
+            raise MocapFormatError(path, f"bone {toks[1]!r} defined twice: give each bone its own name", n)
+        bone.name = toks[1]
+    elif key == "direction":
+        bone.direction = _vector(path, n, toks[1:], "direction")
+    elif key == "length":
+        bone.length = float(finite_numbers(path, toks[1:], n, "bad 'length' line")[0])
+    elif key == "axis":
+        if len(toks) != 5:
+            raise MocapFormatError(path, "bad 'axis' line: 3 angles and an order expected, e.g. 'axis 0 0 20 XYZ'", n)
+        bone.axis = _vector(path, n, toks[1:4], "axis")
+        bone.axis_order = _axis_order(path, n, toks[4])
+    elif key == "dof":
+        bone.dof = tuple(t.lower() for t in toks[1:])
+        unsupported = [d for d in bone.dof if d not in ("rx", "ry", "rz")]
+        if unsupported:
+            raise MocapFormatError(path, f"unsupported dof {unsupported[0]!r} of bone {bone.name!r}", n)
+
+
+def _parse_hierarchy(path: Path, entries: Entries, bones: dict[str, AsfBone]) -> dict[str, str]:
+    """The :hierarchy section -> parent bone name of each attached bone; it must be a tree below ``root``."""
     parent: dict[str, str] = {}
     for n, toks in entries:
         if toks[0].lower() in ("begin", "end"):
@@ -154,22 +222,31 @@ def _parse_hierarchy(path: Path, entries: list[tuple[int, list[str]]], bones: di
                 raise MocapFormatError(path, f"unknown bone {name!r} in :hierarchy", n)
         if toks[0] != "root" and toks[0] not in parent:
             raise MocapFormatError(path, f"bone {toks[0]!r} used as a parent before it is attached", n)
-        parent.update({child: toks[0] for child in toks[1:]})
+        for child in toks[1:]:
+            if child == "root":
+                raise MocapFormatError(path, f"'root' cannot be a child (of {toks[0]!r}): it is the tree's root", n)
+            if child in parent:
+                raise MocapFormatError(path, f"bone {child!r} attached twice (to {parent[child]!r} before)", n)
+            parent[child] = toks[0]
     return parent
 
 
 def read_amc(path: str | Path, skeleton: AsfSkeleton) -> dict[str, np.ndarray]:
-    """Parse an AMC motion file -> {bone name (``"root"`` included): (F, n_values) array in AMC order}."""
+    """Parse an AMC motion file -> {bone name (``"root"`` included): (F, n_values) array in AMC order}.
+
+    Raises:
+        MocapFormatError: the file is not a readable AMC file for ``skeleton``; names file and line.
+    """
     path = Path(path)
     expected = {"root": len(skeleton.root_order)} | {b.name: len(b.dof) for b in skeleton.bones.values()}
     values: dict[str, list[list[str]]] = {}
     value_lines: dict[str, list[int]] = {}
     frame_lines: list[int] = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(read_lines(path), start=1):
         toks = line.split()
         if not toks or toks[0].startswith(("#", ":")):
             continue
-        if len(toks) == 1 and toks[0].isdigit():
+        if len(toks) == 1 and _FRAME_NUMBER.match(toks[0]):
             if int(toks[0]) != len(frame_lines) + 1:
                 raise MocapFormatError(path, f"frame {toks[0]} where frame {len(frame_lines) + 1} was expected", n)
             frame_lines.append(n)
@@ -206,20 +283,13 @@ def _bone_values(
     try:
         out = np.array(rows, dtype=np.float64).reshape(num_frames, count)
     except ValueError:
-        bad = next(k for k, row in enumerate(rows) if not all(_is_number(t) for t in row))
-        raise MocapFormatError(path, f"non-numeric value for bone {name!r}", lines[bad]) from None
+        for row, line in zip(rows, lines, strict=True):
+            finite_numbers(path, row, line, f"bone {name!r}")  # raises at the first non-numeric value
+        raise MocapFormatError(path, f"non-numeric value for bone {name!r}", lines[0]) from None
     finite = np.isfinite(out).all(axis=1)
     if not finite.all():
         raise MocapFormatError(path, f"NaN or infinite value for bone {name!r}", lines[int(np.argmin(finite))])
     return out
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
 
 
 def asf_amc_clip(skeleton: AsfSkeleton, motion: dict[str, np.ndarray], path: Path, fps: float) -> MocapClip:
@@ -250,11 +320,18 @@ def asf_amc_clip(skeleton: AsfSkeleton, motion: dict[str, np.ndarray], path: Pat
             c = _euler(bone.axis, bone.axis_order, skeleton.degrees)
             order = "".join(d[1].upper() for d in bone.dof)
             rotations[:, j] = c @ _euler(motion[name], order, skeleton.degrees) @ c.T
-    positions, orientations = forward_kinematics(parents, translations, rotations)
+    positions, orientations = checked_forward_kinematics(path, parents, translations, rotations)
     return MocapClip(names, parents, positions, orientations, fps, path)
 
 
 def load_asf_amc(asf_path: str | Path, amc_path: str | Path, fps: float = CMU_FPS) -> MocapClip:
-    """Read an ASF skeleton and an AMC motion and run forward kinematics (AMC files state no rate: CMU 120 Hz)."""
+    """Read an ASF skeleton and an AMC motion and run forward kinematics (AMC files state no rate: CMU 120 Hz).
+
+    Returns:
+        The clip: positions (F, J, 3) in ASF length units for the F >= 1 frames of the AMC file, finite.
+
+    Raises:
+        MocapFormatError: either file cannot be read (see the module docstring); names the file and line.
+    """
     skeleton = read_asf(asf_path)
     return asf_amc_clip(skeleton, read_amc(amc_path, skeleton), Path(amc_path), fps)

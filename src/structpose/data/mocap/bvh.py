@@ -10,8 +10,11 @@ OFFSET, except that position channels, where present, *replace* the matching OFF
 trajectories; Bandai-Namco's per-joint position channels equal the OFFSETs). End Sites become joints named
 ``<parent>_end`` without channels. Angles are degrees; lengths stay in the file's unit.
 
-Malformed files (bad header, truncated motion block, wrong number of values on a line, non-numeric values,
-NaN/inf, ``Frames:`` count not matching the data) raise :class:`MocapFormatError` naming file and line.
+Malformed files raise :class:`MocapFormatError` naming file and line: not UTF-8, a bad header (an OFFSET
+that is not a finite number, a channel count that is not a whole number, hierarchies nested deeper than
+:data:`MAX_DEPTH`), ``Frames:`` not a whole number >= 1 (a take needs a frame) or not matching the data,
+``Frame Time:`` not a positive finite number, a motion line with the wrong number of values, non-numeric
+values, NaN/inf, and values so large that the joint positions overflow.
 """
 
 from __future__ import annotations
@@ -24,10 +27,16 @@ from pathlib import Path
 import numpy as np
 
 from structpose.data.mocap.errors import MocapFormatError
-from structpose.data.mocap.kinematics import MocapClip, forward_kinematics
+from structpose.data.mocap.kinematics import MocapClip, checked_forward_kinematics
 from structpose.data.mocap.rotations import euler_to_matrix
+from structpose.data.mocap.text import read_lines
+from structpose.files import write_text
+
+#: Deepest joint nesting read (real rigs: about 10 for a body, 15 with fingers).
+MAX_DEPTH = 256
 
 _CHANNEL = re.compile(r"^([XYZ])(position|rotation)$", re.IGNORECASE)
+_COUNT = re.compile(r"^[0-9]+$")
 _FRAMES = re.compile(r"^\s*Frames\s*:\s*(\S+)\s*$", re.IGNORECASE)
 _FRAME_TIME = re.compile(r"^\s*Frame\s+Time\s*:\s*(\S+)\s*$", re.IGNORECASE)
 
@@ -81,20 +90,35 @@ class BvhFile:
         return translations, rotations
 
     def to_clip(self) -> MocapClip:
-        """Forward kinematics of all frames -> :class:`MocapClip` (positions (F, J, 3) in the file's unit)."""
-        positions, orientations = forward_kinematics(self.parents, *self.local_transforms())
+        """Forward kinematics of all frames -> :class:`MocapClip` (positions (F, J, 3) in the file's unit).
+
+        Raises:
+            MocapFormatError: the positions are not finite (values too large for float64).
+        """
+        positions, orientations = checked_forward_kinematics(self.path, self.parents, *self.local_transforms())
         return MocapClip(self.names, self.parents, positions, orientations, 1.0 / self.frame_time, self.path)
 
 
 def load_bvh(path: str | Path) -> MocapClip:
-    """Read a BVH file and run forward kinematics: world joint positions for all frames."""
+    """Read a BVH file and run forward kinematics: world joint positions (F, J, 3) for all F >= 1 frames.
+
+    Raises:
+        MocapFormatError: the file is not a readable BVH file (see the module docstring); names file and line.
+    """
     return read_bvh(path).to_clip()
 
 
 def read_bvh(path: str | Path) -> BvhFile:
-    """Parse a BVH file (hierarchy + motion block) without running forward kinematics."""
+    """Parse a BVH file (hierarchy + motion block) without running forward kinematics.
+
+    Returns:
+        The joints and the (F, C) motion, F >= 1 frames of C channel values, finite.
+
+    Raises:
+        MocapFormatError: the file is not a readable BVH file (see the module docstring); names file and line.
+    """
     path = Path(path)
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = read_lines(path)
     motion_at = next((i for i, ln in enumerate(lines) if ln.strip().upper() == "MOTION"), None)
     if motion_at is None:
         raise MocapFormatError(path, "no MOTION section")
@@ -133,20 +157,26 @@ class _HierarchyParser:
     def _float(self) -> float:
         tok, line = self._next("a number")
         try:
-            return float(tok)
+            value = float(tok)
         except ValueError:
             raise MocapFormatError(self.path, f"expected a number, found {tok!r}", line) from None
+        if not np.isfinite(value):
+            raise MocapFormatError(self.path, f"non-finite number {tok!r} (NaN and inf are not allowed)", line)
+        return value
 
     def parse(self) -> list[BvhJoint]:
         self._expect("HIERARCHY")
         while self.pos < len(self.tokens):
             self._expect("ROOT")
-            self._joint(-1, self._next("a joint name")[0])
+            self._joint(-1, self._next("a joint name")[0], 1)
         if not self.joints:
             raise MocapFormatError(self.path, "no ROOT joint in the hierarchy")
         return self.joints
 
-    def _joint(self, parent: int, name: str) -> None:
+    def _joint(self, parent: int, name: str, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            line = self.tokens[self.pos - 1][1]
+            raise MocapFormatError(self.path, f"joints nested more than {MAX_DEPTH} deep (unbalanced braces?)", line)
         self._expect("{")
         index = len(self.joints)
         self.joints.append(BvhJoint(name, parent, (0.0, 0.0, 0.0), ()))
@@ -158,17 +188,17 @@ class _HierarchyParser:
                 offset = (self._float(), self._float(), self._float())
             elif key == "CHANNELS":
                 count_tok, _ = self._next("a channel count")
-                if not count_tok.isdigit():
+                if not _COUNT.match(count_tok):
                     raise MocapFormatError(self.path, f"bad channel count {count_tok!r}", line)
                 channels = tuple(self._next("a channel name")[0] for _ in range(int(count_tok)))
                 bad = [c for c in channels if not _CHANNEL.match(c)]
                 if bad:
                     raise MocapFormatError(self.path, f"unknown channel {bad[0]!r}", line)
             elif key == "JOINT":
-                self._joint(index, self._next("a joint name")[0])
+                self._joint(index, self._next("a joint name")[0], depth + 1)
             elif key == "END":
                 self._expect("Site")
-                self._joint(index, f"{name}_end")
+                self._joint(index, f"{name}_end", depth + 1)
             elif key == "}":
                 self.joints[index] = BvhJoint(name, parent, offset, channels)
                 return
@@ -176,24 +206,29 @@ class _HierarchyParser:
                 raise MocapFormatError(self.path, f"unexpected {tok!r} in joint {name!r}", line)
 
 
+def _header_value(path: Path, lines: list[str], n: int, pattern: re.Pattern[str], label: str) -> str:
+    """The value of the header line ``lines[n]`` (0-based) matching ``pattern``."""
+    match = pattern.match(lines[n]) if n < len(lines) else None
+    if match is None:
+        raise MocapFormatError(path, f"expected '{label} <value>'", n + 1)
+    return match.group(1)
+
+
 def _motion_header(path: Path, lines: list[str], motion_at: int) -> tuple[int, float, int]:
     """Parse ``Frames:`` and ``Frame Time:`` after the MOTION line -> (frames, frame time s, first data line)."""
-    values = []
-    for offset, (pattern, label) in enumerate(((_FRAMES, "Frames:"), (_FRAME_TIME, "Frame Time:"))):
-        n = motion_at + 1 + offset
-        match = pattern.match(lines[n]) if n < len(lines) else None
-        if match is None:
-            raise MocapFormatError(path, f"expected '{label} <value>'", n + 1)
-        try:
-            values.append(float(match.group(1)))
-        except ValueError:
-            raise MocapFormatError(path, f"bad {label} value {match.group(1)!r}", n + 1) from None
-    num_frames, frame_time = values
-    if num_frames != int(num_frames) or num_frames < 0:
-        raise MocapFormatError(path, f"bad frame count {num_frames}", motion_at + 2)
-    if not np.isfinite(frame_time) or frame_time <= 0:
-        raise MocapFormatError(path, f"bad frame time {frame_time}", motion_at + 3)
-    return int(num_frames), frame_time, motion_at + 3
+    frames = _header_value(path, lines, motion_at + 1, _FRAMES, "Frames:")
+    if not _COUNT.match(frames):
+        raise MocapFormatError(path, f"bad Frames: value {frames!r}, expected a whole number", motion_at + 2)
+    if int(frames) == 0:
+        raise MocapFormatError(path, "no motion frames (Frames: 0); a take needs at least one frame", motion_at + 2)
+    text = _header_value(path, lines, motion_at + 2, _FRAME_TIME, "Frame Time:")
+    try:
+        frame_time = float(text)
+    except ValueError:
+        frame_time = float("nan")
+    if not (np.isfinite(frame_time) and frame_time > 0 and np.isfinite(1.0 / frame_time)):
+        raise MocapFormatError(path, f"bad Frame Time: {text!r}, expected seconds per frame > 0", motion_at + 3)
+    return int(frames), frame_time, motion_at + 3
 
 
 def _motion_values(path: Path, lines: list[str], start: int, num_channels: int) -> np.ndarray:
@@ -215,7 +250,7 @@ def _motion_values(path: Path, lines: list[str], start: int, num_channels: int) 
                 np.array(row, dtype=np.float64)
             except ValueError as err:
                 raise MocapFormatError(path, f"non-numeric motion value ({err})", n + 1) from None
-        raise
+        raise MocapFormatError(path, "non-numeric motion value", numbers[0] + 1) from None
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():
         raise MocapFormatError(path, "NaN or infinite motion value", numbers[int(np.argmin(finite))] + 1)
@@ -251,7 +286,5 @@ def format_bvh(bvh: BvhFile) -> str:
 
 
 def write_bvh(path: str | Path, bvh: BvhFile) -> Path:
-    """Write ``bvh`` as a BVH file at ``path``."""
-    path = Path(path)
-    path.write_text(format_bvh(bvh))
-    return path
+    """Write ``bvh`` as a BVH file at ``path`` (atomically: a failed write leaves ``path`` as it was)."""
+    return write_text(path, format_bvh(bvh))

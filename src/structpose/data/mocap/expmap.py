@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from structpose.data.mocap.errors import MocapFormatError
-from structpose.data.mocap.kinematics import MocapClip, forward_kinematics
+from structpose.data.mocap.kinematics import MocapClip, checked_forward_kinematics
 from structpose.data.mocap.rotations import expmap_to_matrix
+from structpose.data.mocap.text import read_lines
 
 LI2018_FPS = 120.0
 
@@ -44,19 +45,32 @@ LI2018_PARENTS = (
 
 
 def read_li2018_skeleton(path: str | Path) -> tuple[tuple[int, ...], np.ndarray]:
-    """Parents (38,) and offsets (38, 3) in CMU units from ``skeleton_from_li2018_fk.json``."""
-    data = json.loads(Path(path).read_text())
-    parents = tuple(int(p) for p in data["parent_0based"])
+    """Parents (38,) and offsets (38, 3) in CMU units from ``skeleton_from_li2018_fk.json``.
+
+    Raises:
+        MocapFormatError: not UTF-8 JSON with ``parent_0based`` (the 38-joint tree) and finite
+            ``offset_raw_units`` (38 x 3).
+    """
+    path = Path(path)
+    text = "\n".join(read_lines(path))
+    try:
+        data = json.loads(text)
+        parents = tuple(int(p) for p in data["parent_0based"])
+        offsets = np.asarray(data["offset_raw_units"], dtype=np.float64).reshape(len(parents), 3)
+    except (KeyError, TypeError, ValueError) as err:
+        raise MocapFormatError(path, f"not a Li et al. skeleton JSON ({type(err).__name__}: {err})") from None
     if parents != LI2018_PARENTS:
         raise MocapFormatError(path, "parents differ from the 38-joint Li et al. CMU tree")
-    return parents, np.asarray(data["offset_raw_units"], dtype=np.float64).reshape(len(parents), 3)
+    if not np.isfinite(offsets).all():
+        raise MocapFormatError(path, "NaN or infinite offset")
+    return parents, offsets
 
 
 def load_li2018(path: str | Path, skeleton_json: str | Path, fps: float = LI2018_FPS) -> MocapClip:
     """Read one exp-map take and run forward kinematics -> :class:`MocapClip` (CMU units, Y up)."""
     path = Path(path)
     parents, offsets = read_li2018_skeleton(skeleton_json)
-    lines = path.read_text().splitlines()
+    lines = read_lines(path)
     width = 3 + 3 * len(parents)
     rows = []
     for n, line in enumerate(lines, start=1):
@@ -78,5 +92,5 @@ def load_li2018(path: str | Path, skeleton_json: str | Path, fps: float = LI2018
     rotations = np.swapaxes(expmap_to_matrix(values[:, 3:].reshape(len(rows), len(parents), 3)), -1, -2)
     translations = np.broadcast_to(offsets, (len(rows), len(parents), 3)).copy()
     translations[:, 0] += values[:, :3]
-    positions, orientations = forward_kinematics(parents, translations, rotations)
+    positions, orientations = checked_forward_kinematics(path, parents, translations, rotations)
     return MocapClip(LI2018_JOINTS, parents, positions, orientations, fps, path)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from structpose.data.mocap.errors import MocapFormatError
+
 
 def forward_kinematics(
     parents: tuple[int, ...], translations: np.ndarray, rotations: np.ndarray
@@ -30,6 +32,33 @@ def forward_kinematics(
         else:
             positions[:, j] = positions[:, p] + np.einsum("fab,fb->fa", orientations[:, p], translations[:, j])
             orientations[:, j] = orientations[:, p] @ rotations[:, j]
+    return positions, orientations
+
+
+def checked_forward_kinematics(
+    path: Path, parents: tuple[int, ...], translations: np.ndarray, rotations: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`forward_kinematics` of a file's clip, refusing output that overflowed.
+
+    Args:
+        path: the file the clip was read from (named in the error).
+        parents, translations, rotations: as for :func:`forward_kinematics` (finite).
+
+    Returns:
+        ``positions`` (F, J, 3) and ``orientations`` (F, J, 3, 3), all finite.
+
+    Raises:
+        MocapFormatError: a position is not finite (finite inputs near the float64 limit); names the frame.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        positions, orientations = forward_kinematics(parents, translations, rotations)
+    bad = ~np.isfinite(positions).reshape(len(positions), -1).all(axis=1)
+    if bad.any():
+        raise MocapFormatError(
+            path,
+            f"joint positions of frame {int(np.argmax(bad)) + 1} are not finite: offsets or values too large "
+            "(near the float64 limit); the file is probably corrupt",
+        )
     return positions, orientations
 
 

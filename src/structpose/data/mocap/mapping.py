@@ -36,7 +36,9 @@ from types import MappingProxyType
 
 import numpy as np
 
+from structpose.data.mocap.errors import MocapFormatError
 from structpose.data.mocap.kinematics import MocapClip
+from structpose.errors import InputError
 from structpose.skeleton import H36M
 
 Point = str | Mapping[str, float]
@@ -73,10 +75,11 @@ class Rig:
     drop_first_frame: bool = False
 
     def __post_init__(self) -> None:
-        assert set(self.joints) == set(H36M.names), f"rig {self.name}: map all 17 H36M joints"
-        for point in self.joints.values():
-            if not isinstance(point, str):
-                assert abs(sum(point.values()) - 1.0) < 1e-9, f"rig {self.name}: weights must sum to 1"
+        if set(self.joints) != set(H36M.names):
+            raise InputError(f"rig {self.name}: map all 17 H36M joints, exactly {', '.join(H36M.names)}")
+        for name, point in self.joints.items():
+            if not isinstance(point, str) and abs(sum(point.values()) - 1.0) > 1e-9:
+                raise InputError(f"rig {self.name}: the weights of {name} must sum to 1, not {sum(point.values())}")
 
     def required_joints(self) -> set[str]:
         """Source joint names the rig reads (its sites resolved to their joints)."""
@@ -224,10 +227,22 @@ def map_clip(clip: MocapClip, rig: Rig) -> tuple[np.ndarray, np.ndarray]:
 
     Returns ``poses`` (F', 17, 3) and ``contacts`` (F', K, 3) mm, with F' = F - 1 if the rig drops an
     added first frame; contacts are lowered by ``rig.contact_mm`` to the floor they stand on.
+
+    Raises:
+        MocapFormatError: the clip lacks joints the rig reads, or has no frame left once the rig's added
+            first frame is dropped; names the clip's file.
     """
     missing = rig.required_joints() - set(clip.names)
     if missing:
-        raise ValueError(f"{clip.path}: rig {rig.name!r} needs joints missing from the file: {sorted(missing)}")
+        raise MocapFormatError(
+            clip.path, f"rig {rig.name!r} needs joints missing from the file: {sorted(missing)}; is it the right rig?"
+        )
+    if rig.drop_first_frame and clip.num_frames < 2:
+        raise MocapFormatError(
+            clip.path,
+            f"only the added T-pose frame: rig {rig.name!r} drops the first frame of every take (an added T-pose), "
+            "so a take needs at least 2 frames",
+        )
     positions = _restored_positions(clip, rig)
     points: dict[str, np.ndarray] = {}
 
@@ -250,7 +265,13 @@ def map_clip(clip: MocapClip, rig: Rig) -> tuple[np.ndarray, np.ndarray]:
 
 def place_on_floor(poses: np.ndarray, contacts: np.ndarray) -> np.ndarray:
     """Shift a sequence: floor (``FLOOR_PERCENTILE`` of the per-frame lowest contact) to z = 0, mean Hip x, y
-    to the origin. ``poses`` (F, 17, 3), ``contacts`` (F, K, 3), mm, Z up -> (F, 17, 3)."""
+    to the origin. ``poses`` (F, 17, 3), ``contacts`` (F, K, 3), mm, Z up, F >= 1 -> (F, 17, 3).
+
+    Raises:
+        InputError: no frames (F = 0).
+    """
+    if poses.shape[0] == 0 or contacts.shape[0] == 0:
+        raise InputError(f"no frames to place on the floor (poses {poses.shape}, contacts {contacts.shape})")
     floor = np.percentile(contacts[..., 2].min(axis=1), FLOOR_PERCENTILE)
     centre = poses[:, H36M.root, :2].mean(axis=0)
     return poses - np.array([centre[0], centre[1], floor])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from structpose.files import atomic_path
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -16,11 +17,15 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``arrays`` (in dict order) as a deflate-compressed ``.npz`` readable by :func:`numpy.load`.
 
     Unlike :func:`numpy.savez_compressed`, every zip entry gets the same fixed date and permissions, so the
-    same arrays always give the same bytes. The file is written to a temporary name and renamed into place.
+    same arrays always give the same bytes. Written atomically (:func:`structpose.files.atomic_path`): a
+    temporary file beside ``path``, renamed into place; on any failure it is removed and ``path`` is untouched.
+
+    Raises:
+        ValueError: an array of objects (pickles are not written).
+        OSError: the file cannot be written (a full disk named as such).
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w") as zf:
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as zf:
         for name, array in arrays.items():
             buffer = io.BytesIO()
             np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
@@ -28,5 +33,4 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             zf.writestr(info, buffer.getvalue(), compresslevel=9)
-    os.replace(tmp, path)
     return path

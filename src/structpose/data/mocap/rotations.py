@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from structpose.errors import InputError
+
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 
 
@@ -16,6 +18,8 @@ def axis_rotation(axis: str, angle_rad: np.ndarray) -> np.ndarray:
     """Rotation by ``angle_rad`` (radians, any shape S) about the coordinate axis ``"X"|"Y"|"Z"`` -> (S, 3, 3)."""
     angle_rad = np.asarray(angle_rad, dtype=np.float64)
     c, s = np.cos(angle_rad), np.sin(angle_rad)
+    if axis.upper() not in _AXES:
+        raise InputError(f"unknown rotation axis {axis!r}: use X, Y or Z")
     i = _AXES[axis.upper()]
     j, k = (i + 1) % 3, (i + 2) % 3
     out = np.zeros(angle_rad.shape + (3, 3))
@@ -33,9 +37,15 @@ def euler_to_matrix(angles_deg: np.ndarray, order: str) -> np.ndarray:
     ``angles_deg``: (..., len(order)) angles, ``angles_deg[..., n]`` about axis ``order[n]``.
     ``order``: axis letters, e.g. ``"ZYX"`` (CMU) or ``"ZXY"`` (Bandai-Namco, Daz-friendly CMU); 1-3 letters.
     Returns (..., 3, 3) ``R = R_{order[0]} @ R_{order[1]} @ ...``.
+
+    Raises:
+        InputError: ``order`` has a letter other than X, Y, Z, or the angles' last axis is not ``len(order)``.
     """
     angles = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
-    assert angles.shape[-1] == len(order), f"{len(order)} angles expected for order {order!r}, got {angles.shape}"
+    if not set(order.upper()) <= set(_AXES):
+        raise InputError(f"bad Euler order {order!r}: use the letters X, Y and Z")
+    if angles.ndim == 0 or angles.shape[-1] != len(order):
+        raise InputError(f"{len(order)} angles expected for order {order!r}, got an array of shape {angles.shape}")
     out = np.broadcast_to(np.eye(3), angles.shape[:-1] + (3, 3)).copy()
     for n, axis in enumerate(order):
         out = out @ axis_rotation(axis, angles[..., n])
