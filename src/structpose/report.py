@@ -1,11 +1,14 @@
-"""Result tables and figures of a run: the analogues of the paper's Table 1, Table 2 and Figure 2.
+"""Result tables and figures of a run: the analogues of the paper's Table 1, Table 2 and Figure 2, with the
+paired statistics that say whether a difference between two methods is resolved.
 
-Everything here is a pure function of evaluation results (no training): a run folder can be re-reported.
+Everything here is a pure function of evaluation results (no training): :func:`write_report` takes a typed
+:class:`RunSummary`, so a run folder can be re-reported.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,38 +16,50 @@ from pathlib import Path
 import numpy as np
 
 from structpose.errors import InputError
-from structpose.metrics import limb_ratio_errors, mpjpe, p_mpjpe, per_action
+from structpose.files import write_text
+from structpose.metrics import center_on_root, limb_ratio_errors, mpjpe, per_action, pose_error
+from structpose.stats import bootstrap_paired, describe, paired_over_seeds
 
-#: Display names of the methods, in the paper's row order.
+#: Display names of the methods, in the paper's row order; the reference rows last.
 METHOD_NAMES: dict[str, str] = {
     "linkde": "LinKDE",
     "cnn": "CNN (direct)",
     "ours_noft": "OURS, no FT",
     "ours": "OURS, with FT",
+    "mean_pose": "*Mean training pose* (floor)",
+    "oracle": "*Nearest training pose, oracle* (ceiling of retrieval)",
 }
+#: The paired comparisons every report makes: (A, B), read "A − B".
+COMPARISONS: tuple[tuple[str, str], ...] = (("ours", "cnn"), ("ours_noft", "cnn"), ("cnn", "linkde"))
+#: The alignments of the tables: MPJPE (protocol #1), N-MPJPE (scale), P-MPJPE (protocol #2).
+ALIGNMENTS: dict[str, str] = {"mpjpe": "none", "n_mpjpe": "scale", "p_mpjpe": "procrustes"}
 
 
 @dataclass
 class Evaluation:
-    """Errors of one method on one test set. Units: mm (MPJPE, P-MPJPE); limb-ratio errors are unitless."""
+    """Errors of one method on one test set (one seed). Units: mm; limb-ratio errors are unitless.
 
-    per_action: dict[str, float]
-    mean: float  # mean over actions of the per-action MPJPE, as the paper averages
-    p_mpjpe: float
+    ``per_action[metric]``: {action: mean error}; ``mean[metric]``: the mean over actions of those (as the
+    paper averages), for ``metric`` in :data:`ALIGNMENTS`; ``errors[metric]``: (N,) per-frame errors.
+    """
+
+    per_action: dict[str, dict[str, float]]
+    mean: dict[str, float]
     limb_ratio: dict[str, float]
-    errors: np.ndarray = field(repr=False)  # (N,) per-sample MPJPE, mm
+    errors: dict[str, np.ndarray] = field(repr=False)
 
 
 def evaluate(pred: np.ndarray, gt: np.ndarray, actions: np.ndarray) -> Evaluation:
-    """MPJPE (protocol #1) per action and mean, P-MPJPE (protocol #2), limb-ratio errors. pred, gt: (N, 17, 3) mm."""
+    """Every metric of the tables for predictions ``pred`` and ground truth ``gt`` (N, 17, 3) mm, both
+    re-centred on their root first (:data:`structpose.metrics.METRIC_CONVENTIONS`); ``actions`` (N,) str."""
     if not (pred.shape == gt.shape and pred.ndim == 3):
         raise InputError(f"expected predictions and ground truth of one shape (N, J, 3), got {pred.shape}, {gt.shape}")
-    errors = mpjpe(pred, gt, reduce=False)
-    table = per_action(errors, actions)
+    pred, gt = center_on_root(np.asarray(pred, np.float64)), center_on_root(np.asarray(gt, np.float64))
+    errors = {name: pose_error(pred, gt, alignment=a, reduce=False) for name, a in ALIGNMENTS.items()}
+    tables = {name: per_action(e, actions) for name, e in errors.items()}
     return Evaluation(
-        per_action={k: v for k, v in table.items() if k != "mean"},
-        mean=float(table["mean"]),
-        p_mpjpe=float(p_mpjpe(pred, gt)),
+        per_action={n: {k: v for k, v in t.items() if k != "mean"} for n, t in tables.items()},
+        mean={n: float(t["mean"]) for n, t in tables.items()},
         limb_ratio=limb_ratio_errors(pred, gt),
         errors=errors,
     )
@@ -63,18 +78,18 @@ def _agg(values: list[float]) -> tuple[float, float | None]:
 
 
 def table1(results: dict[str, list[Evaluation]]) -> str:
-    """Markdown Table 1 analogue: MPJPE per action (rows: methods), mean, P-MPJPE. Values: mean ± std over seeds."""
-    actions = sorted({a for evals in results.values() for ev in evals for a in ev.per_action})
-    head = "| Method | " + " | ".join(actions) + " | **Mean** | P-MPJPE |"
-    lines = [head, "|" + "---|" * (len(actions) + 3)]
+    """Markdown Table 1 analogue: MPJPE per action (rows: methods), the mean over actions, and N-MPJPE and
+    P-MPJPE aggregated the same way (per action, then mean). Values: mean ± std over seeds."""
+    actions = sorted({a for evals in results.values() for ev in evals for a in ev.per_action["mpjpe"]})
+    head = "| Method | " + " | ".join(actions) + " | **Mean** | N-MPJPE | P-MPJPE |"
+    lines = [head, "|" + "---|" * (len(actions) + 4)]
     for key, evals in results.items():
         cells = []
         for a in actions:
-            vals = [ev.per_action[a] for ev in evals if a in ev.per_action]
+            vals = [ev.per_action["mpjpe"][a] for ev in evals if a in ev.per_action["mpjpe"]]
             cells.append(_fmt(*_agg(vals)) if vals else "–")
-        mean = _fmt(*_agg([ev.mean for ev in evals]))
-        pm = _fmt(*_agg([ev.p_mpjpe for ev in evals]))
-        lines.append(f"| {METHOD_NAMES.get(key, key)} | " + " | ".join(cells) + f" | **{mean}** | {pm} |")
+        mean, n, p = (_fmt(*_agg([ev.mean[m] for ev in evals])) for m in ("mpjpe", "n_mpjpe", "p_mpjpe"))
+        lines.append(f"| {METHOD_NAMES.get(key, key)} | " + " | ".join(cells) + f" | **{mean}** | {n} | {p} |")
     return "\n".join(lines)
 
 
@@ -86,6 +101,43 @@ def table2(results: dict[str, list[Evaluation]]) -> str:
         cells = [_fmt(*_agg([ev.limb_ratio[g] for ev in evals]), digits=3) for g in groups]
         lines.append(f"| {METHOD_NAMES.get(key, key)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def compare(results: dict[str, list[Evaluation]], a: str, b: str, sequences: np.ndarray, actions: np.ndarray,
+            n_boot: int = 2000) -> dict:  # fmt: skip
+    """Paired comparison "A − B" of the mean-over-actions MPJPE: over seeds (t CI) and over test sequences
+    within seeds (bootstrap CI), as plain numbers plus the sentence that says whether it is resolved.
+
+    Args:
+        results: {method: one :class:`Evaluation` per seed, seeds in the same order for every method}.
+        a, b: the two methods.
+        sequences: (N,) the test sequence of each frame (the bootstrap resamples whole sequences).
+        actions: (N,) the action of each frame (the metric is per action, then the mean over actions).
+        n_boot: bootstrap replicates.
+    """
+    seeds = paired_over_seeds([ev.mean["mpjpe"] for ev in results[a]], [ev.mean["mpjpe"] for ev in results[b]])
+    boot = bootstrap_paired(np.stack([ev.errors["mpjpe"] for ev in results[a]]),
+                            np.stack([ev.errors["mpjpe"] for ev in results[b]]), sequences, actions,
+                            n_boot=n_boot)  # fmt: skip
+    return {"a": a, "b": b, "per_seed": list(seeds.per_seed), "mean": seeds.mean,
+            "ci_seeds": [seeds.ci_low, seeds.ci_high], "ci_bootstrap": [boot.ci_low, boot.ci_high],
+            "resolved_seeds": seeds.resolved, "resolved_bootstrap": boot.resolved,
+            "sentence": describe(METHOD_NAMES[a], METHOD_NAMES[b], seeds, boot)}  # fmt: skip
+
+
+def paired_statistics(results: dict[str, list[Evaluation]], sequences: np.ndarray, actions: np.ndarray,
+                      n_boot: int = 2000) -> tuple[str, list[dict]]:  # fmt: skip
+    """:func:`compare` for each pair of :data:`COMPARISONS` both of whose methods ran: a markdown table and
+    the sentences, and the numbers (for JSON)."""
+    pairs = [compare(results, a, b, sequences, actions, n_boot) for a, b in COMPARISONS if {a, b} <= set(results)]
+    lines = ["| A − B | per seed (mm) | mean (mm) | 95% CI over seeds (t) | 95% CI over test sequences (bootstrap) |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for c in pairs:
+        (sl, sh), (bl, bh) = c["ci_seeds"], c["ci_bootstrap"]
+        per_seed = ", ".join(f"{d:+.1f}" for d in c["per_seed"])
+        lines.append(f"| {METHOD_NAMES[c['a']]} − {METHOD_NAMES[c['b']]} | {per_seed} | {c['mean']:+.1f} | "
+                     f"[{sl:+.1f}, {sh:+.1f}] | [{bl:+.1f}, {bh:+.1f}] |")  # fmt: skip
+    return "\n".join([*lines, "", *(f"- {c['sentence']}" for c in pairs)]), pairs
 
 
 def read_metrics_csv(path: Path) -> dict[str, list[tuple[int, float]]]:
@@ -121,7 +173,7 @@ def figure2(images: np.ndarray, joints2d: np.ndarray, gt: np.ndarray, preds: dic
             ax3 = fig.add_subplot(k, cols, i * cols + 2 + j, projection="3d")
             plot_pose_3d(ax3, gt[i], alpha=0.35, style="--")
             plot_pose_3d(ax3, pred[i])
-            err = float(np.linalg.norm(pred[i] - gt[i], axis=-1).mean())
+            err = float(mpjpe(pred[i : i + 1], gt[i : i + 1]))  # as in the tables (root-centred)
             ax3.set_title(f"{METHOD_NAMES.get(key, key)}: {err:.0f} mm", fontsize=8)
             ax3.set_xticklabels([]), ax3.set_yticklabels([]), ax3.set_zticklabels([])
             ax3.set_xlabel(""), ax3.set_ylabel(""), ax3.set_zlabel("")
@@ -129,8 +181,18 @@ def figure2(images: np.ndarray, joints2d: np.ndarray, gt: np.ndarray, preds: dic
     return save_figure(fig, path)
 
 
+#: The logged curves drawn per stage, one panel each (a metric a stage does not log leaves its panel out).
+CURVES: tuple[tuple[str, str], ...] = (
+    ("train/loss_step", "training loss (per step)"),
+    ("val/loss", "validation loss"),
+    ("val/mpjpe_mm", "validation MPJPE (mm)"),
+    ("lr-Adam", "learning rate"),
+)
+
+
 def loss_curves(run_dir: Path, path: Path) -> Path | None:
-    """One panel per training stage found under ``run_dir`` (Lightning CSV logs), train and val loss."""
+    """One row per training stage found under ``run_dir`` (Lightning CSV logs), one panel per metric of
+    :data:`CURVES` on its own axis (losses on a log scale), against the optimizer step."""
     import matplotlib.pyplot as plt
 
     from structpose.viz import save_figure
@@ -138,78 +200,112 @@ def loss_curves(run_dir: Path, path: Path) -> Path | None:
     logs = sorted(run_dir.glob("**/metrics.csv"))
     if not logs:
         return None
-    fig, axes = plt.subplots(1, len(logs), figsize=(3.6 * len(logs), 3.0), squeeze=False)
-    for ax, log in zip(axes[0], logs, strict=True):
-        for name, pts in read_metrics_csv(log).items():
-            if "loss" in name or "mpjpe" in name:
-                steps, vals = zip(*pts, strict=True)
-                ax.plot(steps, vals, label=name, lw=1)
-        ax.set_yscale("log")
-        ax.set_title(str(log.parent.relative_to(run_dir)), fontsize=7)
-        ax.set_xlabel("step")
-        ax.legend(fontsize=6)
+    fig, axes = plt.subplots(len(logs), len(CURVES), figsize=(3.0 * len(CURVES), 2.2 * len(logs)), squeeze=False)
+    for row, log in zip(axes, logs, strict=True):
+        curves = read_metrics_csv(log)
+        for ax, (key, label) in zip(row, CURVES, strict=True):
+            if key not in curves:
+                ax.axis("off")
+                continue
+            steps, vals = zip(*curves[key], strict=True)
+            ax.plot(steps, vals, lw=1, marker="." if len(steps) < 30 else None)
+            if "loss" in key and min(vals) > 0:
+                ax.set_yscale("log")
+            ax.set_title(f"{log.parent.parent.relative_to(run_dir)}: {label}", fontsize=7)
+            ax.set_xlabel("step", fontsize=7)
+            ax.tick_params(labelsize=6)
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
-def write_report(run_dir, cfg, results, predictions, test, preset, n_seeds, minutes, paper_note) -> Path:
-    """Write ``run_dir/report.md`` with both tables, the figures, the config and the environment."""
-    import json
+@dataclass
+class TestSetResults:
+    """One test set of a run: its name (``test``, ``unseen``), the label of each frame, and the evaluations."""
 
-    rng = np.random.default_rng(0)
-    pick = np.sort(rng.choice(len(test), size=min(5, len(test)), replace=False))
-    images = test.images(pick)
-    shown = {k: predictions[k][pick] for k in ("linkde", "cnn", "ours") if k in predictions}
-    figure2(images, test.joints2d[pick], test.poses3d[pick], shown, run_dir / "figure2.png")
+    name: str
+    actions: np.ndarray  # (N,) str
+    sequences: np.ndarray  # (N,) str, "subject/sequence"
+    evaluations: dict[str, list[Evaluation]]  # method -> one per seed
+
+
+@dataclass
+class Figure2Data:
+    """What Figure 2 shows: a few test crops, their 2D joints and 3D ground truth, and seed 0's predictions."""
+
+    images: np.ndarray  # (K, S, S, 3) uint8
+    joints2d: np.ndarray  # (K, J, 2) px
+    gt: np.ndarray  # (K, J, 3) mm
+    predictions: dict[str, np.ndarray]  # method -> (K, J, 3) mm
+
+
+@dataclass
+class RunSummary:
+    """Everything a report says about a run (see :func:`write_report`)."""
+
+    preset: str
+    config_yaml: str
+    data_root: str
+    n_seeds: int
+    minutes: float
+    environment: dict
+    benchmark: str  # the benchmark version: protocol, renderer, metric conventions
+    test: TestSetResults
+    unseen: TestSetResults | None = None
+    figure2: Figure2Data | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _test_set_section(title: str, res: TestSetResults) -> list[str]:
+    stats, _ = paired_statistics(res.evaluations, res.sequences, res.actions)
+    return [f"## {title} — MPJPE (mm) per action and the mean over actions; N-MPJPE and P-MPJPE, each per "
+            "action then averaged", "", table1(res.evaluations), "",
+            f"### Paired differences ({res.name} set; mean-over-actions MPJPE, A − B, negative: A is better)", "",
+            stats, ""]  # fmt: skip
+
+
+def write_report(run_dir: Path, run: RunSummary) -> Path:
+    """Write ``run_dir/report.md`` (tables, paired statistics, figures, config, environment) and
+    ``run_dir/results.json`` (the numbers of the tables, per seed); returns the report's path."""
+    run_dir = Path(run_dir)
+    if run.figure2 is not None:
+        f = run.figure2
+        figure2(f.images, f.joints2d, f.gt, f.predictions, run_dir / "figure2.png")
     curves = loss_curves(run_dir, run_dir / "loss_curves.png")
-    env = json.loads((run_dir / "environment.json").read_text())
-    spread = f"mean ± std over {n_seeds} seeds" if n_seeds > 1 else "one seed (pass --seeds N for a spread)"
-    text = [
-        f"# structpose reproduce — preset `{preset}`",
-        "",
-        f"Data: `{cfg.data.root}` ({len(test)} test images of held-out subjects/styles). "
-        f"This invocation took {minutes:.1f} min on {env.get('cuda') or str(env.get('cpus')) + ' CPU cores'} "
-        "(a `--resume` reloads the stages already trained). "
-        f"Values: {spread}.",
-        "",
-        "## Table 1 analogue — MPJPE (mm, protocol #1: no alignment, root-relative) per action; P-MPJPE "
-        "(protocol #2: Procrustes-aligned)",
-        "",
-        table1(results),
-        "",
-        "## Table 2 analogue — limb-length-ratio errors (unitless; lower is better)",
-        "",
-        "Sum over the pairs of limbs (i, j) of a group of the mean over frames of "
-        "|log(l_i/l_j)_pred − log(l_i/l_j)_gt| (our reading of the paper's metric).",
-        "",
-        table2(results),
-        "",
-        "## The paper, for reference",
-        "",
-        paper_note,
-        "",
-        "## Figures",
-        "",
-        "![Figure 2 analogue](figure2.png)",
-        "",
-    ]
+    env = run.environment
+    spread = f"mean ± std over {run.n_seeds} seeds" if run.n_seeds > 1 else "one seed (pass --seeds N for a spread)"
+    text = [f"# structpose reproduce — preset `{run.preset}`", "",
+            f"Benchmark: {run.benchmark}.", "",
+            f"Data: `{run.data_root}` ({len(run.test.actions)} test images of held-out subjects/styles). This "
+            f"invocation took {run.minutes:.1f} min on {env.get('cuda') or str(env.get('cpus')) + ' CPU cores'} "
+            f"(a `--resume` reloads the stages already trained). Values: {spread}.", "",
+            *_test_set_section("Table 1 analogue", run.test)]  # fmt: skip
+    if run.unseen is not None:
+        text += _test_set_section("Unseen motions (no training frame of their action; not in the Table 1 mean)",
+                                  run.unseen)  # fmt: skip
+    text += ["## Table 2 analogue — limb-length-ratio errors (unitless; lower is better)", "",
+             "Sum over the pairs of limbs (i, j) of a group of the mean over frames of "
+             "|log(l_i/l_j)_pred − log(l_i/l_j)_gt| (our reading of the paper's metric).", "",
+             table2(run.test.evaluations), "", *[f"{n}\n" for n in run.notes], "## Figures", ""]  # fmt: skip
+    if run.figure2 is not None:
+        text += ["![Figure 2 analogue](figure2.png)", ""]
     if curves is not None:
         text += ["![Loss curves](loss_curves.png)", ""]
-    text += [
-        "## Configuration",
-        "",
-        "```yaml",
-        cfg.to_yaml().rstrip(),
-        "```",
-        "",
-        "## Environment",
-        "",
-        "```json",
-        json.dumps(env, indent=1),
-        "```",
-        "",
-    ]
-    path = run_dir / "report.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(text))
-    tmp.replace(path)
-    return path
+    text += ["## Configuration", "", "```yaml", run.config_yaml.rstrip(), "```", "",
+             "## Environment", "", "```json", json.dumps(env, indent=1), "```", ""]  # fmt: skip
+    write_text(run_dir / "results.json", json.dumps(results_json(run), indent=1))
+    return write_text(run_dir / "report.md", "\n".join(text))
+
+
+def results_json(run: RunSummary) -> dict:
+    """The report's numbers as plain data: per test set, method and seed, the means and per-action MPJPE;
+    the paired comparisons; the benchmark version and the configuration."""
+    out: dict = {"benchmark": run.benchmark, "preset": run.preset, "n_seeds": run.n_seeds,
+                 "config": run.config_yaml, "git_commit": run.environment.get("git_commit", "")}  # fmt: skip
+    for res in filter(None, (run.test, run.unseen)):
+        _, pairs = paired_statistics(res.evaluations, res.sequences, res.actions)
+        out[res.name] = {
+            "methods": {k: [{"mean": ev.mean, "per_action_mpjpe": ev.per_action["mpjpe"], "limb_ratio": ev.limb_ratio}
+                            for ev in evals] for k, evals in res.evaluations.items()},
+            "paired": pairs,
+        }  # fmt: skip
+    return out

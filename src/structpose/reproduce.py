@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,12 +24,16 @@ from structpose.data.dataset import PoseImageDataset
 from structpose.data.store import StoreError, list_shards
 from structpose.errors import ConfigError
 from structpose.files import atomic_path, write_text
-from structpose.report import Evaluation, evaluate, write_report
+from structpose.metrics import METRIC_CONVENTIONS
+from structpose.report import METHOD_NAMES, Evaluation, Figure2Data, RunSummary, TestSetResults, evaluate, write_report
 from structpose.train.config import ExperimentConfig, load_config
 from structpose.train.data import Splits, load_splits
 from structpose.train.pipeline import check_config
 
 FAILED = "FAILED.txt"
+
+if TYPE_CHECKING:
+    from structpose.models.linkde import LinKDE
 
 PAPER_NOTE = (
     "The paper's own figures are on Human3.6M (real images, 15 actions, subjects S9/S11) and are **not "
@@ -103,10 +108,11 @@ def _hog_features(ds: PoseImageDataset, chunk: int = 2048) -> np.ndarray:
     return np.concatenate([hog(ds.images(np.arange(lo, min(lo + chunk, len(ds))))) for lo in range(0, len(ds), chunk)])
 
 
-def fit_linkde(cfg: ExperimentConfig, splits: Splits, run_dir: Path, resume: bool = False) -> np.ndarray:
+def fit_linkde(cfg: ExperimentConfig, splits: Splits, run_dir: Path, resume: bool = False) -> LinKDE:
     """LinKDE on HOG features: kernel widths and ridge chosen on the validation split (carved from the
-    train split exactly as for the networks), then fitted on the training split; returns the test
-    predictions (N, 17, 3) mm. The selection table is saved beside the weights; a resumed run reloads them."""
+    train split exactly as for the networks), then fitted on the training split; returns the fitted model
+    (predict with ``model.predict(_hog_features(ds))``). The selection table is saved beside the weights; a
+    resumed run reloads them."""
     from safetensors.numpy import load_file, save_file
 
     from structpose.models.linkde import LinKDE, LinKDEConfig, select_config
@@ -114,8 +120,7 @@ def fit_linkde(cfg: ExperimentConfig, splits: Splits, run_dir: Path, resume: boo
     out = run_dir / "linkde"
     if resume and (out / "model.safetensors").is_file() and (out / "selection.json").is_file():
         chosen = LinKDEConfig(**json.loads((out / "selection.json").read_text())["chosen"])
-        model = LinKDE(chosen).load_state_dict(load_file(str(out / "model.safetensors")))
-        return model.predict(_hog_features(splits.test))
+        return LinKDE(chosen).load_state_dict(load_file(str(out / "model.safetensors")))
     train_x = _hog_features(splits.train)
     base = LinKDEConfig(seed=cfg.trainer.seed)
     scores: list = []
@@ -124,21 +129,39 @@ def fit_linkde(cfg: ExperimentConfig, splits: Splits, run_dir: Path, resume: boo
                                      base=base, seed=cfg.trainer.seed)  # fmt: skip
     model = LinKDE(base).fit(train_x, splits.train.poses3d)
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
-    (out / "selection.json").write_text(json.dumps({"chosen": asdict(base), "val_mpjpe_mm": scores}, indent=1))
-    return model.predict(_hog_features(splits.test))
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}, str(tmp))
+    write_text(out / "selection.json", json.dumps({"chosen": asdict(base), "val_mpjpe_mm": scores}, indent=1))
+    return model
 
 
-def run_seed(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict[str, np.ndarray]:
-    """Train every model of one seed; return predictions {method: (N, 17, 3) mm} for the test samples
-    of ``cfg.data.actions`` (all test samples when null), in store order."""
+#: Predictions of one seed: {test set ("test", "unseen"): {method: (N, 17, 3) mm}}.
+SeedPredictions = dict[str, dict[str, np.ndarray]]
+
+
+def run_seed(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> SeedPredictions:
+    """Train every model of one seed; return its predictions on the test sets (the test samples of
+    ``cfg.data.actions``, all when null; and the unseen motions, when the store has them), in store order,
+    with the reference rows (mean training pose, nearest-training-pose oracle). Saved to
+    ``run_dir/predictions.npz`` (keys ``SET/METHOD``), so every seed's per-frame errors can be recomputed."""
+    from structpose.metrics import mean_pose_baseline, nearest_pose_oracle
     from structpose.train.pipeline import predict, train_all
 
     splits = load_splits(cfg.data, cfg.cnn.in_size)
     models = train_all(cfg, run_dir, resume=resume, splits=splits)
-    preds = {k: predict(m, splits.test, batch_size=256) for k, m in models.items()}
-    preds["linkde"] = fit_linkde(cfg, splits, run_dir, resume)
-    return preds
+    linkde = fit_linkde(cfg, splits, run_dir, resume)
+    out: SeedPredictions = {}
+    for name, ds in (("test", splits.test), ("unseen", splits.unseen)):
+        if ds is None:
+            continue
+        preds = {k: predict(m, ds, batch_size=256) for k, m in models.items()}
+        preds["linkde"] = linkde.predict(_hog_features(ds))
+        preds["mean_pose"] = mean_pose_baseline(splits.train.poses3d, len(ds))
+        preds["oracle"] = nearest_pose_oracle(splits.train.poses3d, ds.poses3d)
+        out[name] = preds
+    with atomic_path(run_dir / "predictions.npz") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **{f"{k}/{m}": v for k, preds in out.items() for m, v in preds.items()})
+    return out
 
 
 def run_per_action(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -155,7 +178,7 @@ def run_per_action(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> tuple[
     for action in actions:
         acfg = replace(cfg, data=replace(cfg.data, actions=(str(action),)))
         slug = "".join(c if c.isalnum() else "_" for c in action)
-        part = run_seed(acfg, run_dir / "per_action" / slug, resume)
+        part = run_seed(acfg, run_dir / "per_action" / slug, resume)["test"]
         rows = np.flatnonzero(test_actions[mask] == action)
         for key, value in part.items():
             preds.setdefault(key, np.zeros((mask.sum(), *value.shape[1:]), np.float32))[rows] = value
@@ -225,31 +248,61 @@ def _run(cfg: ExperimentConfig, run_dir: Path, preset: str, resume: bool, *, abl
     root = Path(cfg.data.root)
     test = PoseImageDataset(root, "test")
     n_seeds = seeds or 1
-    results: dict[str, list[Evaluation]] = {}
-    predictions = {}
+    evaluations: dict[str, dict[str, list[Evaluation]]] = {}
+    sets: dict[str, PoseImageDataset] = {}
+    first: SeedPredictions = {}
     t0 = time.time()
-    for s in range(n_seeds):
+    for s in range(n_seeds):  # seed by seed: a resumed run reloads the seeds that finished
         scfg = replace(cfg, trainer=replace(cfg.trainer, seed=cfg.trainer.seed + s))
         seed_dir = run_dir / f"seed{scfg.trainer.seed}"
         if per_action:
             preds, mask = run_per_action(scfg, seed_dir, resume)
-            test = PoseImageDataset(root, "test").subset(np.flatnonzero(mask))
+            sets["test"], out = test.subset(np.flatnonzero(mask)), {"test": preds}
         else:
-            preds = run_seed(scfg, seed_dir, resume)
-        for key in ("linkde", "cnn", "ours_noft", "ours"):
-            results.setdefault(key, []).append(evaluate(preds[key], test.poses3d, test.action))
-        if s == 0:
-            predictions = preds
-    minutes = (time.time() - t0) / 60
-    with atomic_path(run_dir / "predictions_seed0.npz") as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, gt=test.poses3d, **predictions)
-
-    note = PAPER_NOTE
+            out = run_seed(scfg, seed_dir, resume)
+            sets.update({"test": test, **({"unseen": PoseImageDataset(root, "unseen")} if "unseen" in out else {})})
+        for name, preds in out.items():
+            ds = sets[name]
+            for key, value in preds.items():
+                evaluations.setdefault(name, {}).setdefault(key, []).append(evaluate(value, ds.poses3d, ds.action))
+        first = first or out
+    notes = [PAPER_NOTE]
     if per_action:
-        note += ("\n\nProtocol: one model per action (`--per-action`), as the paper trained; test samples of "
-                 "actions with fewer than two training sequences are left out of every row.")  # fmt: skip
-    write_report(run_dir, cfg, results, predictions, test, preset, n_seeds, minutes, note)
+        notes.append("Protocol: one model per action (`--per-action`), as the paper trained; test samples of "
+                     "actions with fewer than two training sequences are left out of every row.")  # fmt: skip
+    summary = RunSummary(
+        preset=preset, config_yaml=cfg.to_yaml(), data_root=str(root), n_seeds=n_seeds,
+        minutes=(time.time() - t0) / 60, environment=json.loads((run_dir / "environment.json").read_text()),
+        benchmark=benchmark_version(test, cfg), test=_results("test", sets["test"], evaluations["test"]),
+        unseen=_results("unseen", sets["unseen"], evaluations["unseen"]) if "unseen" in evaluations else None,
+        figure2=_figure2(sets["test"], first["test"]), notes=notes,
+    )  # fmt: skip
+    write_report(run_dir, summary)
     if ablations is not None:
         from structpose.ablations import run_ablations
 
         run_ablations(cfg, run_dir, n_seeds=max(2, n_seeds), resume=resume, keys=ablations or None)
+
+
+def _results(name: str, ds: PoseImageDataset, evaluations: dict[str, list[Evaluation]]) -> TestSetResults:
+    sequences = np.char.add(np.char.add(ds.subject.astype(str), "/"), ds.sequence.astype(str))
+    order = [k for k in METHOD_NAMES if k in evaluations]
+    return TestSetResults(name, ds.action.astype(str), sequences, {k: evaluations[k] for k in order})
+
+
+def _figure2(test: PoseImageDataset, preds: dict[str, np.ndarray], k: int = 5) -> Figure2Data:
+    pick = np.sort(np.random.default_rng(0).choice(len(test), size=min(k, len(test)), replace=False))
+    shown = {m: preds[m][pick] for m in ("linkde", "cnn", "ours") if m in preds}
+    return Figure2Data(test.images(pick), test.joints2d[pick], test.poses3d[pick], shown)
+
+
+def benchmark_version(test: PoseImageDataset, cfg: ExperimentConfig) -> str:
+    """The benchmark a run measured: for the embedded default, its protocol and renderer version; the
+    metric conventions always. Numbers of two versions are never compared in one table."""
+    attrs = test.shard_attrs[0]
+    if attrs.get("created_by") == "structpose data synth":
+        protocol, renderer = attrs.get("protocol", "v1"), attrs.get("renderer_version", 1)
+        data = f"embedded default, protocol {protocol}, renderer v{renderer}, sources {attrs.get('sources', '?')}"
+    else:
+        data = f"{attrs.get('source', 'imported data')} ({cfg.data.root})"
+    return f"{data}; metrics: {METRIC_CONVENTIONS}"

@@ -33,17 +33,24 @@ def draw_skeleton_2d(ax, joints2d: np.ndarray, skeleton: Skeleton = H36M, lw: fl
 
 
 def plot_pose_3d(ax, pose: np.ndarray, skeleton: Skeleton = H36M, alpha: float = 1.0, style: str = "-") -> None:
-    """Plot a root-relative camera-frame pose (J, 3) mm on a 3D axis, shown upright (camera y points down)."""
+    """Plot a root-relative camera-frame pose (J, 3) mm on a 3D axis, shown upright (camera y points down).
+
+    The axis limits fit every pose drawn on ``ax`` so far (a cube around them with a 10% margin, equal
+    aspect), so a skeleton fills its panel and a prediction and its ground truth share one scale.
+    """
     if pose.shape != (skeleton.num_joints, 3):
         raise InputError(f"expected a pose ({skeleton.num_joints}, 3) mm, got shape {pose.shape}")
+    shown = pose[:, [0, 2, 1]] * np.array([1.0, 1.0, -1.0])  # camera x, z (depth), -y (up)
     for limb in skeleton.limbs:
-        a, b = pose[list(limb)]
-        # camera frame: x right, y down, z forward -> plot x, z (depth), -y (up)
-        ax.plot([a[0], b[0]], [a[2], b[2]], [-a[1], -b[1]], style, color=limb_colour(limb, skeleton), alpha=alpha)
-    r = 1000
-    ax.set_xlim(-r, r)
-    ax.set_ylim(-r, r)
-    ax.set_zlim(-r, r)
+        a, b = shown[list(limb)]
+        ax.plot([a[0], b[0]], [a[1], b[1]], [a[2], b[2]], style, color=limb_colour(limb, skeleton), alpha=alpha)
+    points = np.concatenate([getattr(ax, "_structpose_points", np.empty((0, 3))), shown])
+    ax._structpose_points = points
+    centre = (points.max(0) + points.min(0)) / 2
+    half = max(float((points.max(0) - points.min(0)).max()) / 2 * 1.1, 1.0)
+    ax.set_xlim(centre[0] - half, centre[0] + half)
+    ax.set_ylim(centre[1] - half, centre[1] + half)
+    ax.set_zlim(centre[2] - half, centre[2] + half)
     ax.set_xlabel("x")
     ax.set_ylabel("z (depth)")
     ax.set_zlabel("-y")
