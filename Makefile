@@ -9,12 +9,21 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: setup test reproduce lint
+.PHONY: setup test test-portability reproduce lint
 setup: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benches
 	$(PY) -m pytest
+
+# The suite (pytest only) three more times, so that other kernels and their other last bits show on one
+# machine: (a) ATen's generic kernels, oneDNN's and MKL's AVX2 ones instead of this CPU's best; (b) one
+# OpenMP/MKL thread; (c) python -O, so that no check in src/ rests on an assert. Each pass is the whole
+# suite (~75 s on the 2 CI cores, (a) somewhat more): no need for the -m "not slow" subset yet.
+test-portability: $(VENV)/.installed
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 $(PY) -m pytest
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest
+	$(PY) -O -m pytest
 
 reproduce: $(VENV)/.installed
 	$(VENV)/bin/structpose reproduce

@@ -45,6 +45,7 @@ def test_debug_and_the_environment_variable_show_the_stack(monkeypatch, tmp_path
         main(["reproduce", "--preset", str(tmp_path / "nope.yaml")])
 
 
+@pytest.mark.slow
 def test_the_installed_command_prints_no_traceback(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "structpose", "data", "show", str(tmp_path / "x")],
                           capture_output=True, text=True, timeout=120)  # fmt: skip

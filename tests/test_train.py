@@ -80,7 +80,7 @@ def cfg(store: Path) -> ExperimentConfig:
 
 @pytest.fixture(scope="module")
 def splits(cfg: ExperimentConfig):
-    return load_splits(cfg.data, cfg.trainer.seed, cfg.cnn.in_size)
+    return load_splits(cfg.data, cfg.cnn.in_size)
 
 
 def _eval_loss(module, batch: dict) -> float:
@@ -147,6 +147,7 @@ def test_validation_is_whole_sequences_of_the_train_split(splits, store: Path) -
 
 
 # ---- each stage learns ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_three_stages_of_ours_each_learn(splits, cfg: ExperimentConfig, tmp_path: Path) -> None:
     """AE (greedy layer 0, layer 1, then the whole) -> CNN onto the frozen AE's code -> fine-tuning of the
     StructuredNet: each stage lowers its own loss (noise-free, on fixed training data) clearly."""
@@ -255,6 +256,7 @@ def test_resume_gives_identical_weights(splits, cfg: ExperimentConfig, tmp_path:
     assert epochs.started == [1]  # it continued; it did not start over
 
     ref, got = whole.net.state_dict(), resumed.net.state_dict()
+    # bit-exact is sound: both runs take the same batches at the same batch size, thread count and kernels
     assert all(torch.equal(ref[k], got[k]) for k in ref)
     assert not torch.equal(ref["cnn.head.7.weight"], crashed.net.state_dict()["cnn.head.7.weight"])
 
@@ -273,7 +275,9 @@ def test_pipeline_trains_three_predictors_and_resumes(cfg: ExperimentConfig, spl
     (tmp_path / "direct" / WEIGHTS).unlink()  # killed after the last checkpoint, before the weights were written
     again = train_all(cfg, tmp_path, resume=True)  # loads the finished stages, completes "direct" from last.ckpt
     for name in models:
-        assert np.array_equal(predict(again[name], splits.test, batch_size=64), preds[name])
+        # bit-exact is sound only like with like: the same batch size (another one may pick other kernel
+        # blockings, with other float32 rounding), the same memory format (channels_last) and thread count
+        assert np.array_equal(predict(again[name], splits.test, batch_size=20), preds[name])
     with pytest.raises(ValueError, match="differs"):
         train_all(load_config("tiny", [f"data.root={cfg.data.root}", "ae.lam=0.5"]), tmp_path, resume=True)
 
@@ -296,11 +300,13 @@ def test_safetensors_and_onnx_round_trip(cfg: ExperimentConfig, splits, tmp_path
     ae2 = PoseAutoencoder(cfg.ae, 1.0)
     twin = StructuredNet(PaperCNN(cfg.cnn, ae2.latent_dim), ae2.decoder(), PoseNormalizer()).eval()
     load_weights(twin, tmp_path / "export" / WEIGHTS)
-    assert torch.equal(PosePredictor(twin)(images).detach(), expected)
+    assert torch.equal(PosePredictor(twin)(images).detach(), expected)  # same weights, images, batch and kernels
 
     path = export_onnx(net, tmp_path / "ours.onnx", SIZE)
     (out,) = ReferenceEvaluator(str(path)).run(None, {"images": images.numpy()})
     assert out.shape == (5, 17, 3)
+    # another implementation (onnx's numpy reference convolutions: other summation orders) in float32 on
+    # poses of ~700 mm: 1.5e-5 mm apart here; 1e-2 mm still catches any wrong layer, crop or normalisation
     np.testing.assert_allclose(out, expected.numpy(), atol=1e-2)  # mm
 
 
@@ -315,9 +321,9 @@ def test_action_filter_keeps_one_action_in_every_split(tmp_path: Path) -> None:
                      boxes=np.zeros((n, 4)), root_cam=np.zeros((n, 3)), subject=["S1"] * n, action=actions,
                      sequence=[f"s{i // 16}" for i in range(n)], frame=np.arange(n), camera_id=["c0"] * n)  # fmt: skip
     cfg = load_config("tiny", [f"data.root={tmp_path}", "data.actions=[jump]"])
-    got = load_splits(cfg.data, 0, SIZE)
+    got = load_splits(cfg.data, SIZE)
     for ds in (got.train, got.val, got.test):
         assert len(ds) and set(ds.action) == {"jump"}
     assert len(got.train) + len(got.val) == 48 and len(got.test) == 48
     with pytest.raises(ValueError, match="no sample of the actions"):
-        load_splits(load_config("tiny", [f"data.root={tmp_path}", "data.actions=[sit]"]).data, 0, SIZE)
+        load_splits(load_config("tiny", [f"data.root={tmp_path}", "data.actions=[sit]"]).data, SIZE)

@@ -12,8 +12,8 @@ Recht, NIPS 2007), so training is linear in the number of samples N:
 2. Poses are made root-relative, flattened to 51 numbers in mm and mapped alike to ``phi_y(y)`` (N, d_y)
    for a Gaussian kernel of width ``gamma_y`` (1/mm^2).
 3. Ridge regression ``phi_y ~= phi_x W + c`` minimising ``mean_i ||phi_y(y_i) - phi_x(x_i) W - c||^2 +
-   ridge ||W||_F^2``: the (d_x, d_x) normal equations on centred features are accumulated in float64 over
-   chunks of ``chunk`` samples, so N = 100k fits in memory, and solved by Cholesky. Since
+   ridge ||W||_F^2``: the (d_x, d_x) normal equations on centred features are accumulated over chunks of
+   ``chunk`` samples, so N = 100k fits in memory, and solved by Cholesky. Since
    ``||phi_x||^2 ~= 1``, this is kernel ridge regression with the regulariser ``N * ridge`` in the usual
    ``sum_i loss_i + lambda ||f||^2`` form.
 4. Pre-image: the candidates are the training poses, ranked by ``||phi_y(y_i) - phi_hat||^2`` (computed as
@@ -36,7 +36,13 @@ of ``median_samples`` training rows (standardised features, or poses in mm), a s
 regression, but of the flattened root-relative pose itself (mm), with no output kernel and no pre-image.
 
 All randomness (the Fourier frequencies and phases, the median subset) comes from ``seed``: a fit is
-deterministic. Computations run in torch on the CPU with float32 features and float64 accumulation.
+deterministic. Computations run in torch on the CPU. The parameters are float32 (what :meth:`LinKDE.state_dict`
+stores); the features of a chunk, the feature statistics, the normal equations and the ranking scores are
+float64. A float32 matrix product's rounding depends on its shape (the kernel picks its blocking by the
+number of rows), so float32 features would make a fit depend on ``chunk`` at the 1e-7 level, amplified by the
+conditioning of the normal equations; in float64 the fit and the pre-image ranking agree across chunk sizes
+(and thread counts, CPUs) up to float64 rounding, and the float32 results (``W``, ``phi_hat``) to within one
+unit in the last place of their largest values.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from structpose.errors import ConfigError, FormatError, InputError
 from structpose.metrics import mpjpe
 from structpose.skeleton import NUM_JOINTS, root_relative
 
@@ -66,7 +73,7 @@ class LinKDEConfig:
     ``mode``: ``"kde"`` (LinKDE) or ``"krr"`` (regress the pose itself from ``phi_x``).
     ``preimage``: ``"best"`` (the nearest training pose in ``phi_y`` space) or ``"knn"`` (the mean of the
     ``knn`` nearest). ``median_samples``: rows used by the median heuristic. ``chunk``: rows processed at
-    once (memory ~ ``chunk * max(D, d_x, chunk)`` floats). ``seed``: seeds all randomness.
+    once (memory ~ ``chunk * max(D, d_x, chunk)`` float64 numbers). ``seed``: seeds all randomness.
 
     The defaults are a priori choices (median heuristic with factor 1, a mild ridge, the mean of the 8
     nearest training poses as pre-image); :func:`select_config` picks the kernel widths and the ridge on
@@ -88,12 +95,18 @@ class LinKDEConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        assert self.mode in ("kde", "krr"), f"mode must be 'kde' or 'krr', got {self.mode!r}"
-        assert self.preimage in ("best", "knn"), f"preimage must be 'best' or 'knn', got {self.preimage!r}"
-        assert self.input_features >= 1 and self.output_features >= 1 and self.knn >= 1
-        assert all(g is None or g > 0 for g in (self.input_gamma, self.output_gamma))
-        assert self.input_gamma_factor > 0 and self.output_gamma_factor > 0
-        assert self.ridge > 0 and self.median_samples >= 2 and self.chunk >= 1
+        if self.mode not in ("kde", "krr"):
+            raise ConfigError(f"LinKDE mode must be 'kde' or 'krr', got {self.mode!r}")
+        if self.preimage not in ("best", "knn"):
+            raise ConfigError(f"LinKDE preimage must be 'best' or 'knn', got {self.preimage!r}")
+        counts = {"input_features": 1, "output_features": 1, "knn": 1, "median_samples": 2, "chunk": 1}
+        for name, least in counts.items():
+            if getattr(self, name) < least:
+                raise ConfigError(f"LinKDE {name} must be at least {least}, got {getattr(self, name)}")
+        for name in ("input_gamma", "output_gamma", "input_gamma_factor", "output_gamma_factor", "ridge"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"LinKDE {name} must be positive, got {value}")
 
 
 def median_gamma(rows: torch.Tensor) -> float:
@@ -102,7 +115,8 @@ def median_gamma(rows: torch.Tensor) -> float:
     sq = torch.cdist(rows, rows).square()
     pairs = sq[torch.triu_indices(len(rows), len(rows), offset=1).unbind()]
     median = float(pairs.median())
-    assert median > 0, "the median squared distance is zero: too many identical rows for the median heuristic"
+    if not median > 0:
+        raise InputError("the median squared distance is zero: too many identical rows for the median heuristic")
     return 1.0 / median
 
 
@@ -114,13 +128,16 @@ def _gamma(given: float | None, factor: float, rows: torch.Tensor) -> float:
 class RandomFourierFeatures:
     """``phi(v) = sqrt(2 / d) cos(v Omega + b)``: ``phi(a) . phi(b)`` estimates ``exp(-gamma ||a - b||^2)``.
 
-    ``omega``: (D, d) frequencies, drawn ``N(0, 2 gamma)``; ``phase``: (d,) offsets, drawn ``U[0, 2 pi)``.
+    ``omega``: (D, d) frequencies, drawn ``N(0, 2 gamma)``; ``phase``: (d,) offsets, drawn ``U[0, 2 pi)``;
+    both held as float32 (the stored parameters), and as their exact float64 copies for float64 features.
     """
 
     def __init__(self, omega: torch.Tensor, phase: torch.Tensor):
-        assert omega.ndim == 2 and phase.shape == (omega.shape[1],)
+        if omega.ndim != 2 or phase.shape != (omega.shape[1],):
+            raise InputError(f"Fourier features need omega (D, d) and phase (d,), got {omega.shape}, {phase.shape}")
         self.omega = omega.float()
         self.phase = phase.float()
+        self._float64 = (self.omega.double(), self.phase.double())
 
     @classmethod
     def sample(cls, dim: int, features: int, gamma: float, gen: torch.Generator) -> RandomFourierFeatures:
@@ -129,9 +146,10 @@ class RandomFourierFeatures:
         phase = torch.rand(features, generator=gen, dtype=torch.float64) * (2 * math.pi)
         return cls(omega, phase)
 
-    def __call__(self, v: torch.Tensor) -> torch.Tensor:
-        """(N, D) -> (N, d) float32."""
-        return torch.cos(v.float() @ self.omega + self.phase) * math.sqrt(2 / self.omega.shape[1])
+    def __call__(self, v: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """(N, D) -> (N, d), computed and returned in ``dtype`` (float32 or float64)."""
+        omega, phase = self._float64 if dtype == torch.float64 else (self.omega.to(dtype), self.phase.to(dtype))
+        return torch.cos(v.to(dtype) @ omega + phase) * math.sqrt(2 / omega.shape[1])
 
 
 class LinKDE:
@@ -159,7 +177,8 @@ class LinKDE:
         cfg = self.config
         x = torch.from_numpy(np.asarray(features, dtype=np.float32))
         poses = np.asarray(poses, dtype=np.float32)
-        assert x.ndim == 2 and poses.shape == (len(x), NUM_JOINTS, 3), f"got {x.shape}, {poses.shape}"
+        if x.ndim != 2 or poses.shape != (len(x), NUM_JOINTS, 3):
+            raise InputError(f"LinKDE.fit needs features (N, D) and poses (N, 17, 3), got {x.shape}, {poses.shape}")
         y = torch.from_numpy(root_relative(poses).reshape(len(x), _POSE_DIM))
         gen = torch.Generator().manual_seed(cfg.seed)
         subset = torch.randperm(len(x), generator=gen)[: cfg.median_samples]
@@ -189,12 +208,17 @@ class LinKDE:
     def _standardise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.feature_mean) / self.feature_std
 
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """``phi_x`` (n, d_x) float64 of raw image features ``x`` (n, D)."""
+        return self.phi_x(self._standardise(x), torch.float64)
+
     def _targets(self, y: torch.Tensor) -> torch.Tensor:
-        """The regression targets of root-relative flat poses (n, 51): ``phi_y`` (kde) or the pose (krr)."""
-        return self.phi_y(y) if self.config.mode == "kde" else y
+        """The float64 regression targets of root-relative flat poses (n, 51) mm: ``phi_y`` (kde) or the pose."""
+        return self.phi_y(y, torch.float64) if self.config.mode == "kde" else y.double()
 
     def _ridge(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Solve the centred ridge normal equations from ``phi_x(x)`` to the targets of ``y`` (chunked)."""
+        """Solve the centred ridge normal equations from ``phi_x(x)`` to the targets of ``y`` (chunked,
+        float64); returns the float32 weight (d_x, d_t) and bias (d_t,)."""
         d_x = self.phi_x.omega.shape[1]
         d_t = self.phi_y.omega.shape[1] if self.config.mode == "kde" else _POSE_DIM
         sum_x = torch.zeros(d_x, dtype=torch.float64)
@@ -203,12 +227,11 @@ class LinKDE:
         xt = torch.zeros(d_x, d_t, dtype=torch.float64)
         for start in range(0, len(x), self.config.chunk):
             stop = start + self.config.chunk
-            fx = self.phi_x(self._standardise(x[start:stop]))
-            ft = self._targets(y[start:stop])
-            sum_x += fx.sum(0, dtype=torch.float64)
-            sum_t += ft.sum(0, dtype=torch.float64)
-            xx += (fx.T @ fx).double()
-            xt += (fx.T @ ft).double()
+            fx, ft = self._features(x[start:stop]), self._targets(y[start:stop])
+            sum_x += fx.sum(0)
+            sum_t += ft.sum(0)
+            xx += fx.T @ fx
+            xt += fx.T @ ft
         n = len(x)
         mean_x, mean_t = sum_x / n, sum_t / n
         cov_xx = xx / n - torch.outer(mean_x, mean_x)
@@ -219,15 +242,22 @@ class LinKDE:
 
     # ------------------------------------------------------------------------------------------ predict
     def predict_features(self, features: np.ndarray) -> torch.Tensor:
-        """Regressed targets of ``features`` (M, D): ``phi_hat`` (M, d_y) (kde) or flat poses (M, 51) mm."""
-        assert self.weight is not None, "fit (or load_state_dict) first"
+        """Regressed targets of ``features`` (M, D), float32 (computed in float64): ``phi_hat`` (M, d_y) (kde)
+        or flat poses (M, 51) mm (krr)."""
+        self._check_fitted()
         x = torch.from_numpy(np.asarray(features, dtype=np.float32))
-        assert x.ndim == 2 and x.shape[1] == len(self.feature_mean), f"expected (M, {len(self.feature_mean)})"
+        if x.ndim != 2 or x.shape[1] != len(self.feature_mean):
+            raise InputError(f"LinKDE expects features (M, {len(self.feature_mean)}), got {tuple(x.shape)}")
+        weight, bias = self.weight.double(), self.bias.double()
         out = [
-            self.phi_x(self._standardise(x[start : start + self.config.chunk])) @ self.weight + self.bias
+            (self._features(x[start : start + self.config.chunk]) @ weight + bias).float()
             for start in range(0, len(x), self.config.chunk)
         ]
         return torch.cat(out) if out else torch.zeros(0, len(self.bias))
+
+    def _check_fitted(self) -> None:
+        if self.weight is None:
+            raise RuntimeError("this LinKDE has no parameters: fit (or load_state_dict) first")
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Root-relative poses (M, 17, 3) float32 in mm for image features (M, D)."""
@@ -245,12 +275,14 @@ class LinKDE:
 
     def nearest_candidates(self, phi_hat: torch.Tensor, k: int) -> torch.Tensor:
         """Indices (M, k) of the training poses whose ``phi_y`` is nearest to each row of ``phi_hat``
-        (M, d_y), nearest first. ``||phi_hat||^2`` is the same for all candidates of a row: it is left out."""
+        (M, d_y), nearest first. ``||phi_hat||^2`` is the same for all candidates of a row: it is left out.
+        The scores are float64, so the ranking does not depend on ``chunk`` beyond float64 rounding."""
         chunk = self.config.chunk
-        best_score = torch.full((len(phi_hat), k), math.inf)
+        phi_hat = phi_hat.double()
+        best_score = torch.full((len(phi_hat), k), math.inf, dtype=torch.float64)
         best_index = torch.zeros((len(phi_hat), k), dtype=torch.long)
         for start in range(0, len(self.train_poses), chunk):
-            cand = self.phi_y(self.train_poses[start : start + chunk])  # (c, d_y)
+            cand = self.phi_y(self.train_poses[start : start + chunk], torch.float64)  # (c, d_y)
             cand_sq = cand.square().sum(1)
             for q in range(0, len(phi_hat), chunk):
                 score = torch.addmm(cand_sq, phi_hat[q : q + chunk], cand.T, alpha=-2)  # (m, c)
@@ -271,7 +303,7 @@ class LinKDE:
         ``output_gamma`` (1,), ``output_omega`` (51, d_y), ``output_phase`` (d_y,) and the pre-image
         candidates ``train_poses`` (N, 51) mm. The gammas are informative: the omegas already hold them.
         """
-        assert self.weight is not None, "fit (or load_state_dict) first"
+        self._check_fitted()
         tensors = {
             "feature_mean": self.feature_mean,
             "feature_std": self.feature_std,
@@ -294,25 +326,39 @@ class LinKDE:
         """Restore a model saved by :meth:`state_dict` into this one (same ``config``); returns ``self``."""
         cfg = self.config
         t = {name: torch.from_numpy(np.array(a, dtype=np.float32)) for name, a in state.items()}
-        expected = {"feature_mean", "feature_std", "input_gamma", "input_omega", "input_phase"}
-        expected |= {"weight", "bias"}
-        if cfg.mode == "kde":
-            expected |= {"output_gamma", "output_omega", "output_phase", "train_poses"}
-        assert set(t) == expected, f"state keys {sorted(t)} != {sorted(expected)} for mode {cfg.mode!r}"
-        d_t = cfg.output_features if cfg.mode == "kde" else _POSE_DIM
-        assert t["input_omega"].shape == (len(t["feature_mean"]), cfg.input_features)
-        assert t["weight"].shape == (cfg.input_features, d_t) and t["bias"].shape == (d_t,)
+        self._check_state(t)
         self.feature_mean, self.feature_std = t["feature_mean"], t["feature_std"]
         self.input_gamma = float(t["input_gamma"][0])
         self.phi_x = RandomFourierFeatures(t["input_omega"], t["input_phase"])
         self.weight, self.bias = t["weight"], t["bias"]
         if cfg.mode == "kde":
-            assert t["output_omega"].shape == (_POSE_DIM, cfg.output_features)
-            assert t["train_poses"].ndim == 2 and t["train_poses"].shape[1] == _POSE_DIM
             self.output_gamma = float(t["output_gamma"][0])
             self.phi_y = RandomFourierFeatures(t["output_omega"], t["output_phase"])
             self.train_poses = t["train_poses"]
         return self
+
+    def _check_state(self, t: dict[str, torch.Tensor]) -> None:
+        """Raise :class:`FormatError` unless ``t`` has the keys and shapes :meth:`state_dict` gives ``config``."""
+        cfg = self.config
+        expected = {"feature_mean", "feature_std", "input_gamma", "input_omega", "input_phase", "weight", "bias"}
+        if cfg.mode == "kde":
+            expected |= {"output_gamma", "output_omega", "output_phase", "train_poses"}
+        if set(t) != expected:
+            raise FormatError(f"LinKDE state keys {sorted(t)} != {sorted(expected)} for mode {cfg.mode!r}")
+        d_t = cfg.output_features if cfg.mode == "kde" else _POSE_DIM
+        shapes = {
+            "input_omega": (len(t["feature_mean"]), cfg.input_features),
+            "weight": (cfg.input_features, d_t),
+            "bias": (d_t,),
+        }
+        if cfg.mode == "kde":
+            shapes |= {
+                "output_omega": (_POSE_DIM, cfg.output_features),
+                "train_poses": (len(t["train_poses"]), _POSE_DIM),
+            }
+        for name, shape in shapes.items():
+            if tuple(t[name].shape) != shape:
+                raise FormatError(f"LinKDE state {name!r} has shape {tuple(t[name].shape)}, expected {shape}")
 
 
 #: The grid :func:`select_config` searches by default: kernel-width factors (image side, pose side) and ridge.
