@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_asf_amc import ASF
 
 from structpose.data.mocap.asf_amc import load_asf_amc
 from structpose.data.mocap.bvh import load_bvh, read_bvh
@@ -63,39 +64,7 @@ Frame Time: 0.0083333
 2 90 1 10 0 0 14 -16 30 7
 """
 
-ASF = """# tiny skeleton
-:version 1.10
-:units
-  length 0.45
-  angle deg
-:root
-   order TX TY TZ RX RY RZ
-   axis XYZ
-   position 0 0 0
-   orientation 0 0 0
-:bonedata
-  begin
-     id 1
-     name a
-     direction 0 1 0
-     length 2
-     axis 0 0 0 XYZ
-    dof rx ry rz
-  end
-  begin
-     id 2
-     name b
-     direction 1 0 0
-     length 1
-     axis 0 0 90 XYZ
-    dof rx
-  end
-:hierarchy
-  begin
-    root a
-    a b
-  end
-"""
+# the ASF fixture of test_asf_amc (two bones, one of each axis kind)
 
 AMC = """:FULLY-SPECIFIED
 :DEGREES
