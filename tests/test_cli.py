@@ -17,7 +17,8 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
     run = tmp_path / "run"
     report = (run / "report.md").read_text()
     for needle in ("Table 1 analogue", "Table 2 analogue", "LinKDE", "CNN (direct)", "OURS, with FT", "figure2.png",
-                   "Unseen motions", "Mean training pose", "oracle", "Paired differences", "protocol v2", "N-MPJPE"):
+                   "Unseen motions", "Mean training pose", "oracle", "Paired differences", "protocol v2", "N-MPJPE",
+                   "Occlusion at test time", "Truncation at test time"):
         assert needle in report, needle
     assert "unresolved (one seed)" in report  # one seed: no CI over seeds, and the report says so
     for name in ("figure2.png", "loss_curves.png", "config.yaml", "environment.json", "results.json"):
@@ -28,6 +29,8 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
     preds = {k.split("/")[1]: saved[k] for k in saved.files if k.startswith("test/")}
     assert preds["ours"].shape == (48, 17, 3) and np.isfinite(preds["ours"]).all()
     assert saved["unseen/ours"].shape == (16, 17, 3)
+    assert not np.allclose(saved["occluded/ours"], saved["test/ours"])  # the damaged images change predictions
+    np.testing.assert_array_equal(saved["truncated/oracle"], saved["test/oracle"])  # poses alone: unchanged
     # the trained network runs on image files: the same poses as in the report for the same crops
     from PIL import Image
 

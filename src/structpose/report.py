@@ -31,6 +31,12 @@ METHOD_NAMES: dict[str, str] = {
 }
 #: The paired comparisons every report makes: (A, B), read "A − B".
 COMPARISONS: tuple[tuple[str, str], ...] = (("ours", "cnn"), ("ours_noft", "cnn"), ("cnn", "linkde"))
+#: The test sets a report may hold (beside the Table 1 test set), with their section titles.
+TEST_SETS: dict[str, str] = {
+    "unseen": "Unseen motions (no training frame of their action; not in the Table 1 mean)",
+    "occluded": "Occlusion at test time (an occluder over 10–40% of the person box; same test poses)",
+    "truncated": "Truncation at test time (the crop cut at an image border, 10–40% of the person box; same poses)",
+}
 #: The alignments of the tables: MPJPE (protocol #1), N-MPJPE (scale), P-MPJPE (protocol #2).
 ALIGNMENTS: dict[str, str] = {"mpjpe": "none", "n_mpjpe": "scale", "p_mpjpe": "procrustes"}
 
@@ -218,9 +224,35 @@ def loss_curves(run_dir: Path, path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
+def regime_figure(sets: list[TestSetResults], path: Path, a: str = "ours", b: str = "cnn") -> Path | None:
+    """OURS-FT / CNN (mean-over-actions MPJPE ratio) per test set, with its 95% CI over seeds (t) as error
+    bars and 1 (no difference) as a line; None when a set lacks either method or there is one seed."""
+    import matplotlib.pyplot as plt
+
+    from structpose.viz import save_figure
+
+    rows = [(s.name, paired_over_seeds([e.mean["mpjpe"] for e in s.evaluations[a]],
+                                       [e.mean["mpjpe"] for e in s.evaluations[b]], kind="ratio"))
+            for s in sets if a in s.evaluations and b in s.evaluations]  # fmt: skip
+    if not rows or rows[0][1].n < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(rows), 3.0))
+    x = np.arange(len(rows))
+    means = np.array([r.mean for _, r in rows])
+    err = np.array([[r.mean - r.ci_low for _, r in rows], [r.ci_high - r.mean for _, r in rows]])
+    ax.errorbar(x, means, yerr=err, fmt="o", capsize=4)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(x, [n for n, _ in rows], fontsize=8)
+    ax.set_ylabel(f"{METHOD_NAMES[a]} / {METHOD_NAMES[b]}", fontsize=8)
+    ax.set_title(f"MPJPE ratio, 95% CI over {rows[0][1].n} seeds (below 1: {METHOD_NAMES[a]} better)", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 @dataclass
 class TestSetResults:
-    """One test set of a run: its name (``test``, ``unseen``), the label of each frame, and the evaluations."""
+    """One test set of a run: its name (a key of :data:`TEST_SETS`), the label of each frame, and the
+    evaluations."""
 
     name: str
     actions: np.ndarray  # (N,) str
@@ -250,7 +282,7 @@ class RunSummary:
     environment: dict
     benchmark: str  # the benchmark version: protocol, renderer, metric conventions
     test: TestSetResults
-    unseen: TestSetResults | None = None
+    regimes: list[TestSetResults] = field(default_factory=list)  # unseen motions, occluded, truncated, ...
     figure2: Figure2Data | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -279,9 +311,9 @@ def write_report(run_dir: Path, run: RunSummary) -> Path:
             f"invocation took {run.minutes:.1f} min on {env.get('cuda') or str(env.get('cpus')) + ' CPU cores'} "
             f"(a `--resume` reloads the stages already trained). Values: {spread}.", "",
             *_test_set_section("Table 1 analogue", run.test)]  # fmt: skip
-    if run.unseen is not None:
-        text += _test_set_section("Unseen motions (no training frame of their action; not in the Table 1 mean)",
-                                  run.unseen)  # fmt: skip
+    for res in run.regimes:
+        text += _test_set_section(TEST_SETS.get(res.name, res.name), res)
+    ratio_figure = regime_figure([run.test, *run.regimes], run_dir / "regimes.png")
     text += ["## Table 2 analogue — limb-length-ratio errors (unitless; lower is better)", "",
              "Sum over the pairs of limbs (i, j) of a group of the mean over frames of "
              "|log(l_i/l_j)_pred − log(l_i/l_j)_gt| (our reading of the paper's metric).", "",
@@ -290,6 +322,8 @@ def write_report(run_dir: Path, run: RunSummary) -> Path:
         text += ["![Figure 2 analogue](figure2.png)", ""]
     if curves is not None:
         text += ["![Loss curves](loss_curves.png)", ""]
+    if ratio_figure is not None:
+        text += ["![OURS-FT / CNN per test set, 95% CI over seeds](regimes.png)", ""]
     text += ["## Configuration", "", "```yaml", run.config_yaml.rstrip(), "```", "",
              "## Environment", "", "```json", json.dumps(env, indent=1), "```", ""]  # fmt: skip
     write_text(run_dir / "results.json", json.dumps(results_json(run), indent=1))
@@ -301,7 +335,7 @@ def results_json(run: RunSummary) -> dict:
     the paired comparisons; the benchmark version and the configuration."""
     out: dict = {"benchmark": run.benchmark, "preset": run.preset, "n_seeds": run.n_seeds,
                  "config": run.config_yaml, "git_commit": run.environment.get("git_commit", "")}  # fmt: skip
-    for res in filter(None, (run.test, run.unseen)):
+    for res in (run.test, *run.regimes):
         _, pairs = paired_statistics(res.evaluations, res.sequences, res.actions)
         out[res.name] = {
             "methods": {k: [{"mean": ev.mean, "per_action_mpjpe": ev.per_action["mpjpe"], "limb_ratio": ev.limb_ratio}

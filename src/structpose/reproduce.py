@@ -21,11 +21,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from structpose.data.dataset import PoseImageDataset
+from structpose.data.perturb import Occlusion, Truncation
 from structpose.data.store import StoreError, list_shards
 from structpose.errors import ConfigError
 from structpose.files import atomic_path, write_text
 from structpose.metrics import METRIC_CONVENTIONS
-from structpose.report import METHOD_NAMES, Evaluation, Figure2Data, RunSummary, TestSetResults, evaluate, write_report
+from structpose.report import (
+    METHOD_NAMES,
+    TEST_SETS,
+    Evaluation,
+    Figure2Data,
+    RunSummary,
+    TestSetResults,
+    evaluate,
+    write_report,
+)
 from structpose.train.config import ExperimentConfig, load_config
 from structpose.train.data import Splits, load_splits
 from structpose.train.pipeline import check_config
@@ -135,15 +145,15 @@ def fit_linkde(cfg: ExperimentConfig, splits: Splits, run_dir: Path, resume: boo
     return model
 
 
-#: Predictions of one seed: {test set ("test", "unseen"): {method: (N, 17, 3) mm}}.
+#: Predictions of one seed: {test set ("test", "unseen", "occluded", "truncated"): {method: (N, 17, 3) mm}}.
 SeedPredictions = dict[str, dict[str, np.ndarray]]
 
 
 def run_seed(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> SeedPredictions:
-    """Train every model of one seed; return its predictions on the test sets (the test samples of
-    ``cfg.data.actions``, all when null; and the unseen motions, when the store has them), in store order,
-    with the reference rows (mean training pose, nearest-training-pose oracle). Saved to
-    ``run_dir/predictions.npz`` (keys ``SET/METHOD``), so every seed's per-frame errors can be recomputed."""
+    """Train every model of one seed; return its predictions on the sets of :func:`test_sets` (the test
+    samples of ``cfg.data.actions``, all when null), in store order, with the reference rows (mean training
+    pose, nearest-training-pose oracle). Saved to ``run_dir/predictions.npz`` (keys ``SET/METHOD``), so every
+    seed's per-frame errors can be recomputed."""
     from structpose.metrics import mean_pose_baseline, nearest_pose_oracle
     from structpose.train.pipeline import predict, train_all
 
@@ -151,17 +161,26 @@ def run_seed(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> SeedPredicti
     models = train_all(cfg, run_dir, resume=resume, splits=splits)
     linkde = fit_linkde(cfg, splits, run_dir, resume)
     out: SeedPredictions = {}
-    for name, ds in (("test", splits.test), ("unseen", splits.unseen)):
-        if ds is None:
-            continue
+    for name, ds in test_sets(splits).items():
         preds = {k: predict(m, ds, batch_size=256) for k, m in models.items()}
         preds["linkde"] = linkde.predict(_hog_features(ds))
-        preds["mean_pose"] = mean_pose_baseline(splits.train.poses3d, len(ds))
-        preds["oracle"] = nearest_pose_oracle(splits.train.poses3d, ds.poses3d)
+        if name in ("occluded", "truncated"):  # the reference rows see poses, not images: those of "test"
+            preds |= {k: out["test"][k] for k in ("mean_pose", "oracle")}
+        else:
+            preds["mean_pose"] = mean_pose_baseline(splits.train.poses3d, len(ds))
+            preds["oracle"] = nearest_pose_oracle(splits.train.poses3d, ds.poses3d)
         out[name] = preds
     with atomic_path(run_dir / "predictions.npz") as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **{f"{k}/{m}": v for k, preds in out.items() for m, v in preds.items()})
     return out
+
+
+def test_sets(splits: Splits) -> dict[str, PoseImageDataset]:
+    """The test sets every seed is scored on: ``test``, its test-time regimes ``occluded`` and ``truncated``
+    (:mod:`structpose.data.perturb`, damage seeded 0 for every seed: paired), and ``unseen`` (when present)."""
+    sets = {"test": splits.test, "occluded": splits.test.perturbed(Occlusion(seed=0)),
+            "truncated": splits.test.perturbed(Truncation(seed=0))}  # fmt: skip
+    return sets | ({"unseen": splits.unseen} if splits.unseen is not None else {})
 
 
 def run_per_action(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -260,7 +279,8 @@ def _run(cfg: ExperimentConfig, run_dir: Path, preset: str, resume: bool, *, abl
             sets["test"], out = test.subset(np.flatnonzero(mask)), {"test": preds}
         else:
             out = run_seed(scfg, seed_dir, resume)
-            sets.update({"test": test, **({"unseen": PoseImageDataset(root, "unseen")} if "unseen" in out else {})})
+            unseen = {"unseen": PoseImageDataset(root, "unseen")} if "unseen" in out else {}
+            sets.update({name: test for name in out} | unseen)
         for name, preds in out.items():
             ds = sets[name]
             for key, value in preds.items():
@@ -274,7 +294,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, preset: str, resume: bool, *, abl
         preset=preset, config_yaml=cfg.to_yaml(), data_root=str(root), n_seeds=n_seeds,
         minutes=(time.time() - t0) / 60, environment=json.loads((run_dir / "environment.json").read_text()),
         benchmark=benchmark_version(test, cfg), test=_results("test", sets["test"], evaluations["test"]),
-        unseen=_results("unseen", sets["unseen"], evaluations["unseen"]) if "unseen" in evaluations else None,
+        regimes=[_results(name, sets[name], evaluations[name]) for name in TEST_SETS if name in evaluations],
         figure2=_figure2(sets["test"], first["test"]), notes=notes,
     )  # fmt: skip
     write_report(run_dir, summary)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -90,6 +91,7 @@ class PoseImageDataset(Dataset):
         self.sequence: np.ndarray = subset["sequence"]
         self.camera_id: np.ndarray = subset["camera_id"]
         self._handles: dict[int, list[h5py.Dataset | None]] = {}  # pid -> images dataset of each shard
+        self._perturb: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self._global)
@@ -115,14 +117,29 @@ class PoseImageDataset(Dataset):
         view._handles = {}
         return view
 
+    def perturbed(self, perturb: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> PoseImageDataset:
+        """This dataset with its images passed through ``perturb(images (n, S, S, 3) uint8, sample ids (n,),
+        joints2d (n, 17, 2)) -> images`` whenever they are read (e.g. :mod:`structpose.data.perturb`'s
+        occluders; the ids index the store files, so a sample is damaged alike in every view); poses and
+        metadata are unchanged."""
+        view = self.subset(np.arange(len(self)))
+        view._perturb = perturb
+        return view
+
     def images(self, indices) -> np.ndarray:
         """The crops at dataset positions ``indices`` (n,) as (n, S, S, 3) uint8, HWC, in the given order."""
-        return self._read_images(self._global[self._positions(indices)])
+        positions = self._positions(indices)
+        return self._perturbed(self._read_images(self._global[positions]), positions)
+
+    def _perturbed(self, images: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        if self._perturb is None:
+            return images
+        return self._perturb(images, self._global[positions], self.joints2d[positions])
 
     def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
         """Batched fetch: one HDF5 read per shard for the whole batch; returns one dict per index."""
         positions = self._positions(indices)
-        images = self._read_images(self._global[positions])
+        images = self._perturbed(self._read_images(self._global[positions]), positions)
         return batch_to_items(positions, images, self.poses3d[positions], self.joints2d[positions],
                               self.intrinsics[positions])  # fmt: skip
 
