@@ -8,6 +8,7 @@ Everything here is a pure function of evaluation results (no training): :func:`w
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -334,7 +335,9 @@ def results_json(run: RunSummary) -> dict:
     """The report's numbers as plain data: per test set, method and seed, the means and per-action MPJPE;
     the paired comparisons; the benchmark version and the configuration."""
     out: dict = {"benchmark": run.benchmark, "preset": run.preset, "n_seeds": run.n_seeds,
-                 "config": run.config_yaml, "git_commit": run.environment.get("git_commit", "")}  # fmt: skip
+                 "git_commit": run.environment.get("git_commit", ""), "command": run.environment.get("command", ""),
+                 "config_sha256": hashlib.sha256(run.config_yaml.encode()).hexdigest(),
+                 "config": run.config_yaml}  # fmt: skip
     for res in (run.test, *run.regimes):
         _, pairs = paired_statistics(res.evaluations, res.sequences, res.actions)
         out[res.name] = {
