@@ -250,6 +250,44 @@ def regime_figure(sets: list[TestSetResults], path: Path, a: str = "ours", b: st
     return save_figure(fig, path)
 
 
+def paper_section(res: TestSetResults) -> list[str]:
+    """The paper's claim beside ours, as ratios of mean-over-actions MPJPE (the numbers themselves are
+    comparable only on Human3.6M: then the paper's per-action MPJPE is printed beside ours for the shared
+    actions)."""
+    from structpose.paper import paper_ratios, paper_tables
+
+    theirs = paper_ratios()
+    lines = ["## The paper's claim, as ratios", "",
+             "| ratio of mean MPJPE | Tekin et al. 2016 (Human3.6M, six actions) | this run, 95% CI over seeds |",
+             "|---|---|---|"]  # fmt: skip
+    for key in ("ours/cnn", "ours/linkde", "cnn/linkde"):
+        a, b = key.split("/")
+        if a in res.evaluations and b in res.evaluations:
+            r = paired_over_seeds([e.mean["mpjpe"] for e in res.evaluations[a]],
+                                  [e.mean["mpjpe"] for e in res.evaluations[b]], kind="ratio")  # fmt: skip
+            ci = f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if r.n > 1 else "(one seed)"
+            lines.append(f"| {METHOD_NAMES[a]} / {METHOD_NAMES[b]} | {theirs[key]:.3f} | {r.mean:.3f} {ci} |")
+    lines += ["", "structpose's direct CNN is the same-trunk stand-in for the paper's DconvMP-HML (Li & Chan 2014). "
+              f"Source: {paper_tables()['source']}.", ""]  # fmt: skip
+    return lines + _paper_actions(res)
+
+
+def _paper_actions(res: TestSetResults) -> list[str]:
+    """On a Human3.6M run, the paper's per-action MPJPE of OURS and DconvMP-HML beside ours."""
+    from structpose.paper import paper_table1
+
+    t1 = paper_table1()
+    shared = sorted(set(res.actions) & (set(t1["OURS"]) - {"mean"}))
+    if not shared or "ours" not in res.evaluations or "cnn" not in res.evaluations:
+        return []
+    lines = ["| action | paper: OURS | here: OURS, with FT | paper: DconvMP-HML | here: CNN |", "|---|---|---|---|---|"]
+    for act in shared:
+        ours, cnn = (_fmt(*_agg([e.per_action["mpjpe"][act] for e in res.evaluations[k]])) for k in ("ours", "cnn"))
+        dconv = t1["DconvMP-HML [Li & Chan 2014]"][act]
+        lines.append(f"| {act} | {t1['OURS'][act]:.1f} | {ours} | {dconv:.1f} | {cnn} |")
+    return [*lines, ""]
+
+
 @dataclass
 class TestSetResults:
     """One test set of a run: its name (a key of :data:`TEST_SETS`), the label of each frame, and the
@@ -312,6 +350,7 @@ def write_report(run_dir: Path, run: RunSummary) -> Path:
             f"invocation took {run.minutes:.1f} min on {env.get('cuda') or str(env.get('cpus')) + ' CPU cores'} "
             f"(a `--resume` reloads the stages already trained). Values: {spread}.", "",
             *_test_set_section("Table 1 analogue", run.test)]  # fmt: skip
+    text += paper_section(run.test)
     for res in run.regimes:
         text += _test_set_section(TEST_SETS.get(res.name, res.name), res)
     ratio_figure = regime_figure([run.test, *run.regimes], run_dir / "regimes.png")
