@@ -16,9 +16,22 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
     assert main(["reproduce", "--preset", "tiny", "--out", "run"]) == 0
     run = tmp_path / "run"
     report = (run / "report.md").read_text()
-    for needle in ("Table 1 analogue", "Table 2 analogue", "LinKDE", "CNN (direct)", "OURS, with FT", "figure2.png",
-                   "Unseen motions", "Mean training pose", "oracle", "Paired differences", "protocol v2", "N-MPJPE",
-                   "Occlusion at test time", "Truncation at test time"):
+    for needle in (
+        "Table 1 analogue",
+        "Table 2 analogue",
+        "LinKDE",
+        "CNN (direct)",
+        "OURS, with FT",
+        "figure2.png",
+        "Unseen motions",
+        "Mean training pose",
+        "oracle",
+        "Paired differences",
+        "protocol v2",
+        "N-MPJPE",
+        "Occlusion at test time",
+        "Truncation at test time",
+    ):
         assert needle in report, needle
     assert "unresolved (one seed)" in report  # one seed: no CI over seeds, and the report says so
     for name in ("figure2.png", "loss_curves.png", "config.yaml", "environment.json", "results.json"):
