@@ -82,7 +82,7 @@ def test_a_truncated_checkpoint_is_named_and_the_stage_starts_again(tmp_path: Pa
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a full disk cut it short
     resumed, data, stage = _ae_stage()
     epochs = _Crash()
-    with pytest.warns(UserWarning, match=r"last\.ckpt: damaged checkpoint.*starts again"):
+    with pytest.warns(UserWarning, match=r"last\.ckpt: damaged or unsafe checkpoint.*starts again"):
         fit_stage(resumed, data, stage, tmp_path / "b", "ae", resume=True, trainer_cfg=RUN, callbacks=[epochs])
     assert epochs.started == [0, 1] and (tmp_path / "b" / "ae" / f"{LAST}.damaged").is_file()
     # same seed, same batches, same thread count: the restarted stage is the uninterrupted one

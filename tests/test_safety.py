@@ -65,3 +65,17 @@ def test_no_module_loads_with_allow_pickle() -> None:
     src = Path(__file__).parents[1] / "src" / "structpose"
     offenders = [str(p) for p in src.rglob("*.py") if "allow_pickle=True" in p.read_text()]
     assert offenders == []
+
+
+def test_a_planted_checkpoint_is_not_unpickled_on_resume(tmp_path: Path) -> None:
+    import torch
+
+    from structpose.train.engine import LAST, readable_checkpoint
+
+    target = tmp_path / "pwned"
+    last = tmp_path / "stage" / LAST
+    last.parent.mkdir()
+    torch.save({"state_dict": {}, "payload": _Plant(target)}, last)  # a checkpoint that would run code
+    with pytest.warns(UserWarning, match="damaged or unsafe checkpoint"):
+        assert not readable_checkpoint(last)  # weights_only=True refuses it: the stage starts afresh
+    assert not target.exists() and (tmp_path / "stage" / f"{LAST}.damaged").is_file()

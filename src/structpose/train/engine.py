@@ -73,7 +73,7 @@ def readable_checkpoint(path: Path) -> bool:
         aside = path.with_name(path.name + ".damaged")
         with contextlib.suppress(FileNotFoundError):  # another rank moved it already
             path.replace(aside)
-        warnings.warn(f"{path}: damaged checkpoint ({type(err).__name__}: {err}); moved to {aside.name}, "
+        warnings.warn(f"{path}: damaged or unsafe checkpoint ({type(err).__name__}: {err}); moved to {aside.name}, "
                       "this stage starts again from its beginning", stacklevel=2)  # fmt: skip
         return False
 
