@@ -37,8 +37,9 @@ def test_the_report_prints_the_papers_numbers_beside_ours_on_shared_actions() ->
     actions = np.array(["Walking"] * 4 + ["Eating"] * 4)
     evals = {k: [evaluate(gt + rng.normal(0, s, gt.shape), gt, actions) for _ in range(2)]
              for k, s in (("ours", 10), ("cnn", 20), ("linkde", 30))}  # fmt: skip
-    text = "\n".join(paper_section(TestSetResults("test", actions, np.array(["s"] * 8), evals)))
+    results = TestSetResults("test", actions, np.array(["s"] * 8), evals)
+    text = "\n".join(paper_section(results, human36m=True))
     assert "| OURS, with FT / CNN (direct) | 0.883 |" in text
     assert "| Walking | 65.8 |" in text and "| Eating | 91.4 |" in text  # a Human3.6M run: the paper's numbers
-    other = "\n".join(paper_section(TestSetResults("test", np.array(["run"] * 8), np.array(["s"] * 8), evals)))
-    assert "0.883" in other and "| run |" not in other  # embedded data: ratios only
+    embedded = "\n".join(paper_section(results))  # the embedded default borrows the names: ratios only
+    assert "0.883" in embedded and "| Walking |" not in embedded

@@ -296,6 +296,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, preset: str, resume: bool, *, abl
         benchmark=benchmark_version(test, cfg), test=_results("test", sets["test"], evaluations["test"]),
         regimes=[_results(name, sets[name], evaluations[name]) for name in TEST_SETS if name in evaluations],
         figure2=_figure2(sets["test"], first["test"]), notes=notes,
+        human36m=test.shard_attrs[0].get("created_by") == "structpose data h36m",
     )  # fmt: skip
     write_report(run_dir, summary)
     if ablations is not None:
