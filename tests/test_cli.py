@@ -31,6 +31,7 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
         "N-MPJPE",
         "Occlusion at test time",
         "Truncation at test time",
+        "All test sets at a glance",
     ):
         assert needle in report, needle
     assert "unresolved (one seed)" in report  # one seed: no CI over seeds, and the report says so

@@ -225,6 +225,23 @@ def loss_curves(run_dir: Path, path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
+def regime_table(sets: list[TestSetResults]) -> str:
+    """Markdown: per test set, the mean-over-actions MPJPE of LinKDE, the CNN and OURS-FT (mean over seeds),
+    OURS-FT / CNN and CNN − LinKDE with their 95% CIs over seeds (t)."""
+    lines = ["| test set | LinKDE | CNN | OURS with FT | OURS/CNN, CI over seeds | CNN − LinKDE, CI over seeds |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for res in sets:
+        if not {"linkde", "cnn", "ours"} <= set(res.evaluations):
+            continue
+        mean = {k: [e.mean["mpjpe"] for e in res.evaluations[k]] for k in ("linkde", "cnn", "ours")}
+        ratio = paired_over_seeds(mean["ours"], mean["cnn"], kind="ratio")
+        diff = paired_over_seeds(mean["cnn"], mean["linkde"])
+        cells = " | ".join(f"{np.mean(mean[k]):.1f}" for k in ("linkde", "cnn", "ours"))
+        lines.append(f"| {res.name} | {cells} | {ratio.mean:.3f} [{ratio.ci_low:.3f}, {ratio.ci_high:.3f}] | "
+                     f"{diff.mean:+.1f} [{diff.ci_low:+.1f}, {diff.ci_high:+.1f}] |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def regime_figure(sets: list[TestSetResults], path: Path, a: str = "ours", b: str = "cnn") -> Path | None:
     """OURS-FT / CNN (mean-over-actions MPJPE ratio) per test set, with its 95% CI over seeds (t) as error
     bars and 1 (no difference) as a line; None when a set lacks either method or there is one seed."""
@@ -355,6 +372,9 @@ def write_report(run_dir: Path, run: RunSummary) -> Path:
     text += paper_section(run.test, human36m=run.human36m)
     for res in run.regimes:
         text += _test_set_section(TEST_SETS.get(res.name, res.name), res)
+    if run.regimes:
+        text += ["## All test sets at a glance (mean-over-actions MPJPE, mm; mean over seeds)", "",
+                 regime_table([run.test, *run.regimes]), ""]  # fmt: skip
     ratio_figure = regime_figure([run.test, *run.regimes], run_dir / "regimes.png")
     text += ["## Table 2 analogue — limb-length-ratio errors (unitless; lower is better)", "",
              "Sum over the pairs of limbs (i, j) of a group of the mean over frames of "
