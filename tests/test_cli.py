@@ -44,7 +44,7 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
     assert preds["ours"].shape == (48, 17, 3) and np.isfinite(preds["ours"]).all()
     assert saved["unseen/ours"].shape == (16, 17, 3)
     assert not np.allclose(saved["occluded/ours"], saved["test/ours"])  # the damaged images change predictions
-    np.testing.assert_array_equal(saved["truncated/oracle"], saved["test/oracle"])  # poses alone: unchanged
+    assert not np.allclose(saved["truncated/ours"], saved["test/ours"])  # and so do the truncated ones
     # the trained network runs on image files: the same poses as in the report for the same crops
     from PIL import Image
 

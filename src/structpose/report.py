@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -316,6 +317,11 @@ class TestSetResults:
     sequences: np.ndarray  # (N,) str, "subject/sequence"
     evaluations: dict[str, list[Evaluation]]  # method -> one per seed
 
+    @cached_property
+    def paired(self) -> tuple[str, list[dict]]:
+        """:func:`paired_statistics` of this set, computed once (the report and results.json share it)."""
+        return paired_statistics(self.evaluations, self.sequences, self.actions)
+
 
 @dataclass
 class Figure2Data:
@@ -346,7 +352,7 @@ class RunSummary:
 
 
 def _test_set_section(title: str, res: TestSetResults) -> list[str]:
-    stats, _ = paired_statistics(res.evaluations, res.sequences, res.actions)
+    stats, _ = res.paired
     return [f"## {title} — MPJPE (mm) per action and the mean over actions; N-MPJPE and P-MPJPE, each per "
             "action then averaged", "", table1(res.evaluations), "",
             f"### Paired differences ({res.name} set; mean-over-actions MPJPE, A − B, negative: A is better)", "",
@@ -400,7 +406,7 @@ def results_json(run: RunSummary) -> dict:
                  "config_sha256": hashlib.sha256(run.config_yaml.encode()).hexdigest(),
                  "config": run.config_yaml}  # fmt: skip
     for res in (run.test, *run.regimes):
-        _, pairs = paired_statistics(res.evaluations, res.sequences, res.actions)
+        _, pairs = res.paired
         out[res.name] = {
             "methods": {k: [{"mean": ev.mean, "per_action_mpjpe": ev.per_action["mpjpe"], "limb_ratio": ev.limb_ratio}
                             for ev in evals] for k, evals in res.evaluations.items()},

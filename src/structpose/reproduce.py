@@ -22,7 +22,7 @@ import numpy as np
 
 from structpose.data.dataset import PoseImageDataset
 from structpose.data.perturb import Occlusion, Truncation
-from structpose.data.store import StoreError, list_shards
+from structpose.data.store import StoreError, list_shards, open_store
 from structpose.errors import ConfigError
 from structpose.files import atomic_path, write_text
 from structpose.metrics import METRIC_CONVENTIONS
@@ -79,7 +79,8 @@ def ensure_dataset(cfg: ExperimentConfig, data: Path | None, preset: str, worker
 def _check_protocol(root: Path, protocol: str) -> None:
     """Refuse a store rendered by ``structpose data synth`` under another protocol (stores without the
     attribute predate protocols: v1); imported data (Human3.6M) has no protocol of the embedded benchmark."""
-    attrs = PoseImageDataset(root, "test").shard_attrs[0]
+    with open_store(list_shards(root, "test")[0]) as store:  # the attributes alone: no metadata is read
+        attrs = store.attrs
     if attrs.get("created_by") != "structpose data synth":
         return
     found = attrs.get("protocol", "v1")
@@ -279,8 +280,8 @@ def _run(cfg: ExperimentConfig, run_dir: Path, preset: str, resume: bool, *, abl
             sets["test"], out = test.subset(np.flatnonzero(mask)), {"test": preds}
         else:
             out = run_seed(scfg, seed_dir, resume)
-            unseen = {"unseen": PoseImageDataset(root, "unseen")} if "unseen" in out else {}
-            sets.update({name: test for name in out} | unseen)
+            for name in out.keys() - sets.keys():  # opened once: the regimes share the test set's poses
+                sets[name] = PoseImageDataset(root, "unseen") if name == "unseen" else test
         for name, preds in out.items():
             ds = sets[name]
             for key, value in preds.items():

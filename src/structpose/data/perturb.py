@@ -26,27 +26,45 @@ def _person_box(joints2d: np.ndarray, size: int) -> tuple[float, float, float, f
 
 
 @dataclass(frozen=True)
-class Occlusion:
-    """Occluders over ``min_fraction``–``max_fraction`` of the person box's area (module docstring)."""
+class _Regime:
+    """Damage of each sample drawn from ``default_rng([seed, KIND, sample id])``: over ``min_fraction`` to
+    ``max_fraction`` of the person box."""
 
     seed: int = 0
     min_fraction: float = 0.1
     max_fraction: float = 0.4
+    KIND = 0
 
-    def __call__(self, images: np.ndarray, positions: np.ndarray, joints2d: np.ndarray) -> np.ndarray:
-        """images (n, S, S, 3) uint8, dataset positions (n,), 2D joints (n, 17, 2) crop px -> damaged copies."""
+    def __call__(self, images: np.ndarray, ids: np.ndarray, joints2d: np.ndarray) -> np.ndarray:
+        """images (n, S, S, 3) uint8, sample ids (n,), 2D joints (n, 17, 2) crop px -> damaged copies."""
         out = images.copy()
-        for k, (image, pos) in enumerate(zip(out, positions, strict=True)):
-            rng = np.random.default_rng([self.seed, 1, int(pos)])
-            x0, y0, x1, y1 = _person_box(joints2d[k], image.shape[0])
-            area = rng.uniform(self.min_fraction, self.max_fraction) * (x1 - x0) * (y1 - y0)
-            aspect = np.exp(rng.uniform(np.log(0.5), np.log(2.0)))
-            w, h = np.sqrt(area * aspect), np.sqrt(area / aspect)
-            cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
-            rows = slice(max(0, round(cy - h / 2)), max(0, round(cy + h / 2)))
-            cols = slice(max(0, round(cx - w / 2)), max(0, round(cx + w / 2)))
-            image[rows, cols] = _fill(rng, image[rows, cols].shape)
+        for image, i, joints in zip(out, ids, joints2d, strict=True):
+            rng = np.random.default_rng([self.seed, self.KIND, int(i)])
+            self.damage(image, _person_box(joints, image.shape[0]), rng.uniform(self.min_fraction, self.max_fraction),
+                        rng)  # fmt: skip
         return out
+
+    def damage(self, image: np.ndarray, box: tuple[float, float, float, float], fraction: float,
+               rng: np.random.Generator) -> None:  # fmt: skip
+        """Damage ``image`` (S, S, 3) in place over ``fraction`` of the person ``box`` (x0, y0, x1, y1)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Occlusion(_Regime):
+    """An occluder over ``fraction`` of the person box's area (module docstring)."""
+
+    KIND = 1
+
+    def damage(self, image, box, fraction, rng) -> None:
+        x0, y0, x1, y1 = box
+        area = fraction * (x1 - x0) * (y1 - y0)
+        aspect = np.exp(rng.uniform(np.log(0.5), np.log(2.0)))
+        w, h = np.sqrt(area * aspect), np.sqrt(area / aspect)
+        cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
+        rows = slice(max(0, round(cy - h / 2)), max(0, round(cy + h / 2)))
+        cols = slice(max(0, round(cx - w / 2)), max(0, round(cx + w / 2)))
+        image[rows, cols] = _fill(rng, image[rows, cols].shape)
 
 
 def _fill(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -60,27 +78,19 @@ def _fill(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Truncation:
-    """Crops cut at an image border, removing ``min_fraction``–``max_fraction`` of the person box."""
+class Truncation(_Regime):
+    """The crop cut at an image border on one random side, removing ``fraction`` of the person box."""
 
-    seed: int = 0
-    min_fraction: float = 0.1
-    max_fraction: float = 0.4
+    KIND = 2
 
-    def __call__(self, images: np.ndarray, positions: np.ndarray, joints2d: np.ndarray) -> np.ndarray:
-        """images (n, S, S, 3) uint8, dataset positions (n,), 2D joints (n, 17, 2) crop px -> cut copies."""
-        out = images.copy()
-        for k, (image, pos) in enumerate(zip(out, positions, strict=True)):
-            rng = np.random.default_rng([self.seed, 2, int(pos)])
-            x0, y0, x1, y1 = _person_box(joints2d[k], image.shape[0])
-            f = rng.uniform(self.min_fraction, self.max_fraction)
-            side = int(rng.integers(4))  # left, right, top, bottom
-            if side == 0:
-                image[:, : round(x0 + f * (x1 - x0))] = 0
-            elif side == 1:
-                image[:, round(x1 - f * (x1 - x0)) :] = 0
-            elif side == 2:
-                image[: round(y0 + f * (y1 - y0))] = 0
-            else:
-                image[round(y1 - f * (y1 - y0)) :] = 0
-        return out
+    def damage(self, image, box, fraction, rng) -> None:
+        x0, y0, x1, y1 = box
+        side = int(rng.integers(4))  # left, right, top, bottom
+        if side == 0:
+            image[:, : round(x0 + fraction * (x1 - x0))] = 0
+        elif side == 1:
+            image[:, round(x1 - fraction * (x1 - x0)) :] = 0
+        elif side == 2:
+            image[: round(y0 + fraction * (y1 - y0))] = 0
+        else:
+            image[round(y1 - fraction * (y1 - y0)) :] = 0

@@ -370,19 +370,18 @@ def _validate(path: Path, f: h5py.File) -> None:
     bad = {name: f[name].shape[0] for name in _FIELDS if f[name].shape[0] != n}
     if bad:
         raise _error(path, f"datasets {bad} do not hold num_samples={n} rows")
-    _check_finite(path, f, n)
 
 
-def _check_finite(path: Path, f: h5py.File, n: int, rows: int = 1 << 16) -> None:
-    """Raise :class:`StoreError` if any float field but the images holds NaN/inf (read ``rows`` at a time)."""
+def _check_finite(reader: StoreReader) -> StoreReader:
+    """``reader``, or a :class:`StoreError` if a float field it loaded (all but the images) holds NaN/inf."""
     for name, (_, dtype) in _NUMERIC.items():
-        if dtype.kind != "f":
+        if name == "images" or dtype.kind != "f":
             continue
-        for lo in range(0, n, rows):
-            block = f[name][lo : lo + rows].reshape(min(rows, n - lo), -1)
-            bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
-            if bad.size:
-                raise _error(path, f"{name} holds non-finite values (NaN/inf), first in sample {lo + int(bad[0])}")
+        values = getattr(reader, name)
+        bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+        if bad.size:
+            raise _error(reader.path, f"{name} holds non-finite values (NaN/inf), first in sample {int(bad[0])}")
+    return reader
 
 
 def open_store(path: str | Path) -> StoreReader:
@@ -399,7 +398,7 @@ def open_store(path: str | Path) -> StoreReader:
         raise _error(path, f"unreadable or truncated HDF5 file ({e})") from None
     try:
         _validate(path, f)
-        return StoreReader(path, f)
+        return _check_finite(StoreReader(path, f))  # on the metadata the reader loads anyway: no second read
     except StoreError:
         f.close()
         raise
