@@ -38,7 +38,7 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
     for name in ("figure2.png", "loss_curves.png", "config.yaml", "environment.json", "results.json"):
         assert (run / name).stat().st_size > 0
     results = json.loads((run / "results.json").read_text())
-    assert {"ours", "cnn", "linkde", "mean_pose", "oracle"} <= set(results["test"]["methods"])
+    assert {"ours", "cnn", "linkde_knn", "mean_pose", "oracle"} <= set(results["test"]["methods"])
     saved = np.load(run / "seed0" / "predictions.npz")
     preds = {k.split("/")[1]: saved[k] for k in saved.files if k.startswith("test/")}
     assert preds["ours"].shape == (48, 17, 3) and np.isfinite(preds["ours"]).all()
@@ -72,12 +72,17 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
     # the main run's, reused; seed 1 is trained)
     assert main(["reproduce", "--preset", "tiny", "--out", "run", "--resume", "--ablations", "preset"]) == 0
     again = np.load(run / "seed0" / "predictions.npz")
-    for key in ("linkde", "cnn", "ours"):  # every model reloaded, none retrained
+    for key in ("linkde_knn", "cnn", "ours"):  # every model reloaded, none retrained
         # bit-exact is sound: the same weights (float32 files), batch size (256) or LinKDE chunk, memory
         # format and thread count as in the first run, so the same kernels
         np.testing.assert_array_equal(again[f"test/{key}"], preds[key])
     table = (run / "ablations.md").read_text()
-    assert "| preset |" in table and "OURS/CNN" in table and (run / "seed1" / "direct").is_dir()
+    assert "| reference | the preset |" in table and "OURS/CNN" in table
+    # seed 0 of the setting is the main run's (its stages taken, none trained); seeds 1 and 2 are trained
+    reused = run / "ablations" / "preset" / "seed0" / "direct"
+    assert (reused / "model.safetensors").read_bytes() == (run / "seed0" / "direct" / "model.safetensors").read_bytes()
+    assert not (reused / "last.ckpt").exists()
+    assert (run / "ablations" / "preset" / "seed2" / "direct" / "last.ckpt").is_file()
 
 
 @pytest.mark.slow

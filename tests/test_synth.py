@@ -109,3 +109,32 @@ def test_bad_preset_and_shard_are_refused(tmp_path):
         resolve_preset("huge")
     with pytest.raises(ValueError, match="shard index"):
         synthesize(tmp_path, CFG, shard=(3, 3), progress=False)
+
+
+def test_library_poses_are_training_frames_seen_by_sampled_cameras():
+    from structpose.data.synth import library_poses
+    from structpose.skeleton import H36M_JOINTS as JOINT_NAMES
+
+    attrs = {"created_by": "structpose data synth", "pose_library": "structpose/assets/poselib_v1.npz",
+             "sources": "cmu,bandai", "protocol": "v2"}  # fmt: skip
+    poses = library_poses(64, attrs, seed=1)
+    assert poses.shape == (64, 17, 3) and poses.dtype == np.float32
+    assert np.all(poses[:, 0] == 0)  # root-relative
+    head, ankles = JOINT_NAMES.index("Head"), [JOINT_NAMES.index("RFoot"), JOINT_NAMES.index("LFoot")]
+    # camera frame, y down: the head is above the feet in (nearly) every view of a mostly upright library
+    assert np.mean(poses[:, head, 1] < poses[:, ankles, 1].mean(1)) > 0.8
+    np.testing.assert_array_equal(library_poses(64, attrs, seed=1), poses)  # deterministic
+    assert not np.allclose(library_poses(64, attrs, seed=2), poses)
+    lib = load_pose_library()
+    train_names = {str(q["name"]) for q, s in zip(lib.sequences, _sequence_splits(lib), strict=True) if s == "train"}
+    with pytest.raises(ConfigError, match="no training frame"):
+        library_poses(4, attrs, exclude_sequences=train_names)
+    with pytest.raises(ConfigError, match="rendered by"):
+        library_poses(4, {"created_by": "structpose data h36m"})
+
+
+def _sequence_splits(lib) -> list[str]:
+    """The protocol v2 split of each sequence of ``lib`` (that of its first frame)."""
+    frame_split = protocol_splits(lib, "v2")
+    return [str(frame_split[np.flatnonzero(lib.sequence == i)[0]]) if (lib.sequence == i).any() else ""
+            for i in range(len(lib.sequences))]  # fmt: skip

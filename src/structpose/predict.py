@@ -18,47 +18,23 @@ from PIL import Image
 from structpose.errors import FormatError, InputError
 from structpose.files import atomic_path
 from structpose.images import read_image
-from structpose.models.autoencoder import PoseAutoencoder
-from structpose.models.cnn import PaperCNN
-from structpose.models.normalize import PoseNormalizer
-from structpose.models.structured import DirectCNN, StructuredNet
-from structpose.skeleton import NUM_JOINTS
 from structpose.train.config import ExperimentConfig, load_config
-from structpose.train.engine import WEIGHTS
-from structpose.train.export import PosePredictor, export_onnx, load_weights
-
-#: model name -> the stage folder whose weights hold it
-MODELS = {"ours": "finetune", "cnn": "direct"}
-
-
-def seed_folder(run_dir: Path) -> Path:
-    """The folder holding a pipeline's stages: ``run_dir`` itself, or its first ``seed*`` folder."""
-    run_dir = Path(run_dir)
-    if (run_dir / "finetune").is_dir():
-        return run_dir
-    seeds = sorted(p for p in run_dir.glob("seed*") if (p / "finetune").is_dir())
-    if not seeds:
-        raise FileNotFoundError(f"{run_dir} holds no trained pipeline (no finetune/ stage in it or in seed*/)")
-    return seeds[0]
+from structpose.train.export import PosePredictor, export_onnx
 
 
 def load_network(run_dir: Path, model: str = "ours") -> tuple[torch.nn.Module, ExperimentConfig]:
-    """Rebuild the trained ``model`` ("ours": the fine-tuned structured net; "cnn": the direct CNN) of a run
-    folder from its resolved config and safetensors weights, without its training data."""
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
-    folder = seed_folder(run_dir)
-    cfg = load_config(folder / "config.yaml")
-    normalizer = PoseNormalizer()  # mean and scale are buffers: the weights file restores them
-    if model == "ours":
-        ae = PoseAutoencoder(cfg.ae, scale_mm=1.0)  # the noise scale plays no part at inference
-        net = StructuredNet(PaperCNN(cfg.cnn, ae.latent_dim), ae.decoder(), normalizer)
-    else:
-        net = DirectCNN(PaperCNN(cfg.cnn, 3 * NUM_JOINTS), normalizer)
-    weights = folder / MODELS[model] / WEIGHTS
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} is missing: the '{MODELS[model]}' stage of this run did not finish")
-    return load_weights(net, weights).eval(), cfg
+    """Rebuild the trained network ``model`` (a network key of :data:`~structpose.train.methods.METHODS`:
+    "ours", "ours_noft", "cnn", ...) of a run or pipeline folder from its resolved config and safetensors
+    weights, without its training data; returns it in eval mode with that folder's config."""
+    from structpose.train.layout import pipeline_folder
+    from structpose.train.methods import METHODS, NetMethod, load_method, network_methods
+
+    if model not in network_methods():
+        raise ValueError(f"unknown model {model!r}; known: {', '.join(network_methods())}")
+    method = load_method(run_dir, model)
+    if not isinstance(method, NetMethod):
+        raise ValueError(f"{model!r} is not a network")
+    return method.net, load_config(pipeline_folder(run_dir, METHODS[model].stage).config)
 
 
 def read_crop(path: Path, size: int) -> np.ndarray:

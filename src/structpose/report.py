@@ -21,18 +21,27 @@ from structpose.errors import InputError
 from structpose.files import write_text
 from structpose.metrics import center_on_root, limb_ratio_errors, mpjpe, per_action, pose_error
 from structpose.stats import bootstrap_paired, describe, paired_over_seeds
+from structpose.train.methods import METHODS
 
 #: Display names of the methods, in the paper's row order; the reference rows last.
-METHOD_NAMES: dict[str, str] = {
-    "linkde": "LinKDE",
-    "cnn": "CNN (direct)",
-    "ours_noft": "OURS, no FT",
-    "ours": "OURS, with FT",
+METHOD_NAMES: dict[str, str] = {k: m.label for k, m in METHODS.items()} | {
     "mean_pose": "*Mean training pose* (floor)",
     "oracle": "*Nearest training pose, oracle* (ceiling of retrieval)",
 }
-#: The paired comparisons every report makes: (A, B), read "A − B".
-COMPARISONS: tuple[tuple[str, str], ...] = (("ours", "cnn"), ("ours_noft", "cnn"), ("cnn", "linkde"))
+#: The paired comparisons every report makes: (A, B), read "A − B"; "LINKDE" is :func:`linkde_key`.
+COMPARISONS: tuple[tuple[str, str], ...] = (("ours", "cnn"), ("ours_noft", "cnn"), ("cnn", "LINKDE"),
+                                            ("ours", "structnet_avg"), ("ours", "structnet_max"))  # fmt: skip
+
+
+def linkde_key(methods) -> str:
+    """The LinKDE that stands for "LinKDE" in comparisons: Ionescu et al.'s when it ran, else the kNN one."""
+    return "linkde" if "linkde" in methods or "linkde_knn" not in methods else "linkde_knn"
+
+
+def comparisons(methods) -> list[tuple[str, str]]:
+    """The pairs of :data:`COMPARISONS` both of whose methods are in ``methods``."""
+    pairs = [tuple(linkde_key(methods) if k == "LINKDE" else k for k in pair) for pair in COMPARISONS]
+    return [(a, b) for a, b in pairs if a in methods and b in methods]
 #: The test sets a report may hold (beside the Table 1 test set), with their section titles.
 TEST_SETS: dict[str, str] = {
     "unseen": "Unseen motions (no training frame of their action; not in the Table 1 mean)",
@@ -137,7 +146,7 @@ def paired_statistics(results: dict[str, list[Evaluation]], sequences: np.ndarra
                       n_boot: int = 2000) -> tuple[str, list[dict]]:  # fmt: skip
     """:func:`compare` for each pair of :data:`COMPARISONS` both of whose methods ran: a markdown table and
     the sentences, and the numbers (for JSON)."""
-    pairs = [compare(results, a, b, sequences, actions, n_boot) for a, b in COMPARISONS if {a, b} <= set(results)]
+    pairs = [compare(results, a, b, sequences, actions, n_boot) for a, b in comparisons(results)]
     lines = ["| A − B | per seed (mm) | mean (mm) | 95% CI over seeds (t) | 95% CI over test sequences (bootstrap) |",
              "|---|---|---|---|---|"]  # fmt: skip
     for c in pairs:
@@ -199,13 +208,17 @@ CURVES: tuple[tuple[str, str], ...] = (
 
 
 def loss_curves(run_dir: Path, path: Path) -> Path | None:
-    """One row per training stage found under ``run_dir`` (Lightning CSV logs), one panel per metric of
-    :data:`CURVES` on its own axis (losses on a log scale), against the optimizer step."""
+    """One row per training stage of the run's first seed (Lightning CSV logs; the whole of ``run_dir``
+    but its ablations when it has no seed folder), one panel per metric of :data:`CURVES` on its own axis
+    (losses on a log scale), against the optimizer step."""
     import matplotlib.pyplot as plt
 
+    from structpose.train.layout import ABLATIONS, RunLayout
     from structpose.viz import save_figure
 
-    logs = sorted(run_dir.glob("**/metrics.csv"))
+    seeds = RunLayout(run_dir).seeds()
+    where = seeds[0].root if seeds else Path(run_dir)
+    logs = sorted(p for p in where.glob("**/metrics.csv") if ABLATIONS not in p.relative_to(where).parts)
     if not logs:
         return None
     fig, axes = plt.subplots(len(logs), len(CURVES), figsize=(3.0 * len(CURVES), 2.2 * len(logs)), squeeze=False)
@@ -232,12 +245,13 @@ def regime_table(sets: list[TestSetResults]) -> str:
     lines = ["| test set | LinKDE | CNN | OURS with FT | OURS/CNN, CI over seeds | CNN − LinKDE, CI over seeds |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for res in sets:
-        if not {"linkde", "cnn", "ours"} <= set(res.evaluations):
+        keys = (linkde_key(res.evaluations), "cnn", "ours")
+        if not set(keys) <= set(res.evaluations):
             continue
-        mean = {k: [e.mean["mpjpe"] for e in res.evaluations[k]] for k in ("linkde", "cnn", "ours")}
+        mean = {k: [e.mean["mpjpe"] for e in res.evaluations[k]] for k in keys}
         ratio = paired_over_seeds(mean["ours"], mean["cnn"], kind="ratio")
-        diff = paired_over_seeds(mean["cnn"], mean["linkde"])
-        cells = " | ".join(f"{np.mean(mean[k]):.1f}" for k in ("linkde", "cnn", "ours"))
+        diff = paired_over_seeds(mean["cnn"], mean[keys[0]])
+        cells = " | ".join(f"{np.mean(mean[k]):.1f}" for k in keys)
         lines.append(f"| {res.name} | {cells} | {ratio.mean:.3f} [{ratio.ci_low:.3f}, {ratio.ci_high:.3f}] | "
                      f"{diff.mean:+.1f} [{diff.ci_low:+.1f}, {diff.ci_high:+.1f}] |")  # fmt: skip
     return "\n".join(lines)
@@ -280,7 +294,7 @@ def paper_section(res: TestSetResults, human36m: bool = False) -> list[str]:
              "| ratio of mean MPJPE | Tekin et al. 2016 (Human3.6M, six actions) | this run, 95% CI over seeds |",
              "|---|---|---|"]  # fmt: skip
     for key in ("ours/cnn", "ours/linkde", "cnn/linkde"):
-        a, b = key.split("/")
+        a, b = (linkde_key(res.evaluations) if k == "linkde" else k for k in key.split("/"))
         if a in res.evaluations and b in res.evaluations:
             r = paired_over_seeds([e.mean["mpjpe"] for e in res.evaluations[a]],
                                   [e.mean["mpjpe"] for e in res.evaluations[b]], kind="ratio")  # fmt: skip

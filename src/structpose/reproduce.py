@@ -14,9 +14,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,16 +33,14 @@ from structpose.report import (
     RunSummary,
     TestSetResults,
     evaluate,
+    linkde_key,
     write_report,
 )
 from structpose.train.config import ExperimentConfig, load_config
 from structpose.train.data import Splits, load_splits
-from structpose.train.pipeline import check_config
+from structpose.train.layout import FAILED, RunLayout, SeedLayout, check_config
 
-FAILED = "FAILED.txt"
-
-if TYPE_CHECKING:
-    from structpose.models.linkde import LinKDE
+__all__ = ["FAILED", "reproduce", "run_seed", "test_sets"]
 
 PAPER_NOTE = (
     "The paper's own figures are on Human3.6M (real images, 15 actions, subjects S9/S11) and are **not "
@@ -112,76 +109,46 @@ def environment() -> dict:
     }
 
 
-def _hog_features(ds: PoseImageDataset, chunk: int = 2048) -> np.ndarray:
-    """HOG descriptors (N, D) of a dataset's crops, read and described ``chunk`` images at a time."""
-    from structpose.models.features import hog
-
-    return np.concatenate([hog(ds.images(np.arange(lo, min(lo + chunk, len(ds))))) for lo in range(0, len(ds), chunk)])
-
-
-def fit_linkde(cfg: ExperimentConfig, splits: Splits, run_dir: Path, resume: bool = False) -> LinKDE:
-    """LinKDE on HOG features: kernel widths and ridge chosen on the validation split (carved from the
-    train split exactly as for the networks), then fitted on the training split; returns the fitted model
-    (predict with ``model.predict(_hog_features(ds))``). The selection table is saved beside the weights; a
-    resumed run reloads them."""
-    from safetensors.numpy import load_file, save_file
-
-    from structpose.models.linkde import LinKDE, LinKDEConfig, select_config
-
-    out = run_dir / "linkde"
-    if resume and (out / "model.safetensors").is_file() and (out / "selection.json").is_file():
-        chosen = LinKDEConfig(**json.loads((out / "selection.json").read_text())["chosen"])
-        return LinKDE(chosen).load_state_dict(load_file(str(out / "model.safetensors")))
-    train_x = _hog_features(splits.train)
-    base = LinKDEConfig(seed=cfg.trainer.seed)
-    scores: list = []
-    if splits.val is not None:
-        base, scores = select_config(train_x, splits.train.poses3d, _hog_features(splits.val), splits.val.poses3d,
-                                     base=base, seed=cfg.trainer.seed)  # fmt: skip
-    model = LinKDE(base).fit(train_x, splits.train.poses3d)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "model.safetensors") as tmp:
-        save_file({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}, str(tmp))
-    write_text(out / "selection.json", json.dumps({"chosen": asdict(base), "val_mpjpe_mm": scores}, indent=1))
-    return model
-
-
 #: Predictions of one seed: {test set ("test", "unseen", "occluded", "truncated"): {method: (N, 17, 3) mm}}.
 SeedPredictions = dict[str, dict[str, np.ndarray]]
 
 
-def run_seed(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> SeedPredictions:
-    """Train every model of one seed; return its predictions on the sets of :func:`test_sets` (the test
-    samples of ``cfg.data.actions``, all when null), in store order, with the reference rows (mean training
-    pose, nearest-training-pose oracle). Saved to ``run_dir/predictions.npz`` (keys ``SET/METHOD``), so every
-    seed's per-frame errors can be recomputed."""
+def run_seed(cfg: ExperimentConfig, folder: SeedLayout, resume: bool, sets: tuple[str, ...] | None = None,
+             reference: bool = True, reuse: tuple[SeedLayout, ...] = ()) -> SeedPredictions:  # fmt: skip
+    """Train (or load) every method of ``cfg.methods`` in one pipeline folder; return its predictions on the
+    sets of :func:`test_sets` (``sets``: only those), in store order, with the reference rows (mean training
+    pose, nearest-training-pose oracle) when ``reference``. Saved to the folder's ``predictions.npz`` (keys
+    ``SET/METHOD``), so every seed's per-frame errors can be recomputed. ``reuse``: pipeline folders whose
+    finished stages may stand for this folder's (:func:`structpose.train.pipeline.train_all`)."""
     from structpose.metrics import mean_pose_baseline, nearest_pose_oracle
-    from structpose.train.pipeline import predict, train_all
+    from structpose.train.pipeline import train_methods
 
     splits = load_splits(cfg.data, cfg.cnn.in_size)
-    models = train_all(cfg, run_dir, resume=resume, splits=splits)
-    linkde = fit_linkde(cfg, splits, run_dir, resume)
+    methods = train_methods(cfg, folder, resume=resume, splits=splits, reuse=reuse)
     out: SeedPredictions = {}
-    for name, ds in test_sets(splits).items():
-        preds = {k: predict(m, ds, batch_size=256) for k, m in models.items()}
-        preds["linkde"] = linkde.predict(_hog_features(ds))
-        if name in ("occluded", "truncated"):  # the reference rows see poses, not images: those of "test"
+    for name, ds in test_sets(splits, sets).items():
+        preds = {k: m.predict_dataset(ds) for k, m in methods.items()}
+        if not reference:
+            pass
+        elif name in ("occluded", "truncated"):  # the reference rows see poses, not images: those of "test"
             preds |= {k: out["test"][k] for k in ("mean_pose", "oracle")}
         else:
             preds["mean_pose"] = mean_pose_baseline(splits.train.poses3d, len(ds))
             preds["oracle"] = nearest_pose_oracle(splits.train.poses3d, ds.poses3d)
         out[name] = preds
-    with atomic_path(run_dir / "predictions.npz") as tmp, open(tmp, "wb") as f:
+    with atomic_path(folder.predictions) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **{f"{k}/{m}": v for k, preds in out.items() for m, v in preds.items()})
     return out
 
 
-def test_sets(splits: Splits) -> dict[str, PoseImageDataset]:
-    """The test sets every seed is scored on: ``test``, its test-time regimes ``occluded`` and ``truncated``
-    (:mod:`structpose.data.perturb`, damage seeded 0 for every seed: paired), and ``unseen`` (when present)."""
+def test_sets(splits: Splits, only: tuple[str, ...] | None = None) -> dict[str, PoseImageDataset]:
+    """The test sets every seed is scored on (``only``: those of them): ``test``, its test-time regimes
+    ``occluded`` and ``truncated`` (:mod:`structpose.data.perturb`, damage seeded 0 for every seed: paired),
+    and ``unseen`` (when present)."""
     sets = {"test": splits.test, "occluded": splits.test.perturbed(Occlusion(seed=0)),
             "truncated": splits.test.perturbed(Truncation(seed=0))}  # fmt: skip
-    return sets | ({"unseen": splits.unseen} if splits.unseen is not None else {})
+    sets |= {"unseen": splits.unseen} if splits.unseen is not None else {}
+    return {k: v for k, v in sets.items() if only is None or k in only}
 
 
 def run_per_action(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -198,7 +165,7 @@ def run_per_action(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> tuple[
     for action in actions:
         acfg = replace(cfg, data=replace(cfg.data, actions=(str(action),)))
         slug = "".join(c if c.isalnum() else "_" for c in action)
-        part = run_seed(acfg, run_dir / "per_action" / slug, resume)["test"]
+        part = run_seed(acfg, SeedLayout(run_dir / "per_action" / slug), resume, sets=("test",))["test"]
         rows = np.flatnonzero(test_actions[mask] == action)
         for key, value in part.items():
             preds.setdefault(key, np.zeros((mask.sum(), *value.shape[1:]), np.float32))[rows] = value
@@ -217,44 +184,41 @@ def reproduce(
 ) -> Path:
     """Run the experiment of ``preset`` and write ``run_dir/report.md``; returns the run folder."""
     cfg = load_config(preset, overrides or [])
-    run_dir = Path(out) if out is not None else Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    _claim(run_dir, resume)
+    run = RunLayout(Path(out) if out is not None else Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    _claim(run, resume)
     root = ensure_dataset(cfg, data, preset)
-    cfg = replace(cfg, data=replace(cfg.data, root=str(root)))
+    cfg = replace(cfg, data=replace(cfg.data, root=str(root.resolve())))
     if resume:
-        check_config(cfg, run_dir)  # before anything is written: a refused resume leaves the folder as it was
-    write_text(run_dir / "config.yaml", cfg.to_yaml())
-    write_text(run_dir / "environment.json", json.dumps(environment(), indent=1))
+        check_config(cfg.to_yaml(), run.root)  # before anything is written: a refused resume changes nothing
+    env = environment()
+    write_text(run.config, cfg.to_yaml())
+    write_text(run.environment, json.dumps(env, indent=1))
     try:
-        _run(cfg, run_dir, preset, resume, ablations=ablations, seeds=seeds, per_action=per_action)
+        _run(cfg, run, preset, resume, env, ablations=ablations, seeds=seeds, per_action=per_action)
     except BaseException as err:
-        _mark_failed(run_dir, err)
+        _mark_failed(run, err)
         raise
-    (run_dir / FAILED).unlink(missing_ok=True)
-    return run_dir
+    run.failed.unlink(missing_ok=True)
+    return run.root
 
 
-def _has_progress(run_dir: Path) -> bool:
-    """Whether any stage of the run started (a checkpoint or finished weights exist under ``run_dir``)."""
-    return any(True for pattern in ("*.ckpt", "*.safetensors") for _ in run_dir.rglob(pattern))
-
-
-def _claim(run_dir: Path, resume: bool) -> None:
+def _claim(run: RunLayout, resume: bool) -> None:
     """A new run needs a new folder, except one whose earlier attempt failed before any stage started."""
-    if not run_dir.exists() or resume:
+    if not run.root.exists() or resume:
         return
-    if (run_dir / FAILED).is_file() and not _has_progress(run_dir):
-        (run_dir / FAILED).unlink()  # an identical retry of a run that never trained just works
+    if run.failed.is_file() and not run.has_progress():
+        run.failed.unlink()  # an identical retry of a run that never trained just works
         return
-    raise FileExistsError(f"run folder {run_dir} exists: choose another --out, or pass --resume to continue it")
+    raise FileExistsError(f"run folder {run.root} exists: choose another --out, or pass --resume to continue it")
 
 
-def _mark_failed(run_dir: Path, err: BaseException) -> None:
-    """Write ``run_dir/FAILED.txt`` (what failed, when) and give ``err`` the sentence on how to go on;
+def _mark_failed(run: RunLayout, err: BaseException) -> None:
+    """Write the run's ``FAILED.txt`` (what failed, when) and give ``err`` the sentence on how to go on;
     checkpoints are never deleted, so ``--resume`` continues where the run stopped."""
+    run_dir = run.root
     what = f"{type(err).__name__}: {err}"
-    write_text(run_dir / FAILED, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {what}\n")
-    if _has_progress(run_dir):
+    write_text(run.failed, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {what}\n")
+    if run.has_progress():
         hint = (f"the run folder {run_dir} keeps what was trained: continue it with `structpose reproduce "
                 f"--out {run_dir} --resume` and the same --preset, --data and --set options")  # fmt: skip
     else:
@@ -262,8 +226,8 @@ def _mark_failed(run_dir: Path, err: BaseException) -> None:
     err.resume_hint = hint  # read by structpose.cli's error boundary
 
 
-def _run(cfg: ExperimentConfig, run_dir: Path, preset: str, resume: bool, *, ablations: list[str] | None,
-         seeds: int | None, per_action: bool) -> None:  # fmt: skip
+def _run(cfg: ExperimentConfig, run: RunLayout, preset: str, resume: bool, env: dict, *,
+         ablations: list[str] | None, seeds: int | None, per_action: bool) -> None:  # fmt: skip
     """Train and evaluate every seed of ``cfg`` in ``run_dir``, write the report (and the ablations)."""
     root = Path(cfg.data.root)
     test = PoseImageDataset(root, "test")
@@ -274,12 +238,12 @@ def _run(cfg: ExperimentConfig, run_dir: Path, preset: str, resume: bool, *, abl
     t0 = time.time()
     for s in range(n_seeds):  # seed by seed: a resumed run reloads the seeds that finished
         scfg = replace(cfg, trainer=replace(cfg.trainer, seed=cfg.trainer.seed + s))
-        seed_dir = run_dir / f"seed{scfg.trainer.seed}"
+        folder = run.seed(scfg.trainer.seed)
         if per_action:
-            preds, mask = run_per_action(scfg, seed_dir, resume)
+            preds, mask = run_per_action(scfg, folder.root, resume)
             sets["test"], out = test.subset(np.flatnonzero(mask)), {"test": preds}
         else:
-            out = run_seed(scfg, seed_dir, resume)
+            out = run_seed(scfg, folder, resume)
             for name in out.keys() - sets.keys():  # opened once: the regimes share the test set's poses
                 sets[name] = PoseImageDataset(root, "unseen") if name == "unseen" else test
         for name, preds in out.items():
@@ -293,17 +257,17 @@ def _run(cfg: ExperimentConfig, run_dir: Path, preset: str, resume: bool, *, abl
                      "actions with fewer than two training sequences are left out of every row.")  # fmt: skip
     summary = RunSummary(
         preset=preset, config_yaml=cfg.to_yaml(), data_root=str(root), n_seeds=n_seeds,
-        minutes=(time.time() - t0) / 60, environment=json.loads((run_dir / "environment.json").read_text()),
+        minutes=(time.time() - t0) / 60, environment=env,
         benchmark=benchmark_version(test, cfg), test=_results("test", sets["test"], evaluations["test"]),
         regimes=[_results(name, sets[name], evaluations[name]) for name in TEST_SETS if name in evaluations],
         figure2=_figure2(sets["test"], first["test"]), notes=notes,
         human36m=test.shard_attrs[0].get("created_by") == "structpose data h36m",
     )  # fmt: skip
-    write_report(run_dir, summary)
+    write_report(run.root, summary)
     if ablations is not None:
         from structpose.ablations import run_ablations
 
-        run_ablations(cfg, run_dir, n_seeds=max(2, n_seeds), resume=resume, keys=ablations or None)
+        run_ablations(cfg, run, n_seeds=max(3, n_seeds), resume=resume, keys=ablations or None)
 
 
 def _results(name: str, ds: PoseImageDataset, evaluations: dict[str, list[Evaluation]]) -> TestSetResults:
@@ -314,7 +278,7 @@ def _results(name: str, ds: PoseImageDataset, evaluations: dict[str, list[Evalua
 
 def _figure2(test: PoseImageDataset, preds: dict[str, np.ndarray], k: int = 5) -> Figure2Data:
     pick = np.sort(np.random.default_rng(0).choice(len(test), size=min(k, len(test)), replace=False))
-    shown = {m: preds[m][pick] for m in ("linkde", "cnn", "ours") if m in preds}
+    shown = {m: preds[m][pick] for m in (linkde_key(preds), "cnn", "ours") if m in preds}
     return Figure2Data(test.images(pick), test.joints2d[pick], test.poses3d[pick], shown)
 
 

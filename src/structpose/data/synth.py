@@ -31,6 +31,7 @@ from structpose.render import RENDERER_VERSION, render_sample, sample_appearance
 
 SPLITS = ("train", "test")  # the splits of every protocol; v2 adds "unseen" (structpose.data.protocol)
 _SPLIT_ID = {"train": 0, "test": 1, "unseen": 2}
+_POSES_ONLY = 3  # the random stream of library_poses: other draws than any rendered split's
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,48 @@ def _render_chunk(args: tuple) -> dict[str, np.ndarray | list]:
     arrays = {k: np.stack(v).astype(np.uint8 if k == "images" else np.float32) for k, v in out.items()}
     arrays["frame"] = np.asarray(meta.pop("frame"), dtype=np.int64)
     return {**arrays, **meta}
+
+
+def library_poses(
+    n: int, attrs: dict, exclude_sequences: set[str] | frozenset[str] = frozenset(), seed: int = 0
+) -> np.ndarray:
+    """Poses of the pose library's training frames as the rendered images see them, without rendering.
+
+    Each of ``n`` poses is a training frame of the library and protocol a store was rendered from (its
+    shard ``attrs``), drawn as the train split draws them (without replacement while frames last), seen by
+    its own camera sampled as the renderer samples them, root-relative, in mm, in the camera frame. Used to
+    train the pose prior on more poses than there are images (poses are the cheap resource).
+
+    Args:
+        n: how many poses.
+        attrs: the attributes of a store shard written by :func:`synthesize` (pose library, sources, protocol).
+        exclude_sequences: sequence names left out (e.g. the validation sequences).
+        seed: the draw.
+
+    Returns:
+        (n, 17, 3) float32 mm.
+
+    Raises:
+        ConfigError: the store was not rendered by structpose, or no training frame is left.
+    """
+    if attrs.get("created_by") != "structpose data synth":
+        raise ConfigError("data.ae_poses=library needs a store rendered by `structpose data synth` (its pose library)")
+    path = attrs.get("pose_library", "")
+    lib = _library(None if path.startswith("structpose/assets/") else path, tuple(attrs["sources"].split(",")))
+    names = np.array([str(q["name"]) for q in lib.sequences])
+    keep = (protocol_splits(lib, attrs.get("protocol", "v1")) == "train") & ~np.isin(names[lib.sequence],
+                                                                                   list(exclude_sequences))  # fmt: skip
+    pool = np.flatnonzero(keep)
+    if len(pool) == 0:
+        raise ConfigError("the pose library has no training frame left for data.ae_poses=library")
+    rng = np.random.default_rng([seed, _POSES_ONLY])
+    frames = np.concatenate([rng.permutation(pool) for _ in range(int(np.ceil(n / len(pool))))])[:n]
+    out = np.empty((n, 17, 3), np.float32)
+    for i, f in enumerate(frames):
+        pose = lib.poses[f].astype(np.float64)
+        cam = sample_camera(np.random.default_rng([seed, _POSES_ONLY, i]), pose).world_to_camera(pose)
+        out[i] = cam - cam[0]
+    return out
 
 
 def _file_digest(path: Path | None) -> str:

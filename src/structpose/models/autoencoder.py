@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -58,19 +59,25 @@ class AEConfig:
     and ``hidden=(300, 300)`` with ``noise_mm=(40.0, 20.0)``, tied weights, ``lam=0.1``.
 
     ``noise_mm[i]``: std of the Gaussian noise added to layer i's input, in mm (converted with the pose
-    scale, see the module docstring). ``lam``: weight of the contractive penalty (normalised units).
+    scale, see the module docstring), in layer i's greedy pre-training. ``noise``: where the joint
+    fine-tuning of a deep AE adds noise: ``input`` (the pose only, as the paper) or ``every_layer`` (each
+    layer's input, with its ``noise_mm``); one layer: the same. ``lam``: weight of the contractive penalty
+    (normalised units).
     """
 
     hidden: tuple[int, ...] = (2000,)
     noise_mm: tuple[float, ...] = (40.0,)
     tied: bool = True
     lam: float = 0.1
+    noise: Literal["input", "every_layer"] = "input"
 
     def __post_init__(self) -> None:
         if not self.hidden or min(self.hidden) < 1 or len(self.noise_mm) != len(self.hidden):
             raise ValueError(f"need at least one hidden layer and one noise std per layer: {self}")
         if min(self.noise_mm) < 0 or self.lam < 0:
             raise ValueError(f"noise stds and lam must be >= 0: {self}")
+        if self.noise not in ("input", "every_layer"):
+            raise ValueError(f"noise must be 'input' or 'every_layer', got {self.noise!r}")
 
 
 class DenoisingLayer(nn.Module):
@@ -132,10 +139,11 @@ def jacobian_frobenius_sq(weights: Sequence[torch.Tensor], masks: Sequence[torch
 class DenoisingAutoencoder(nn.Module):
     """A stack of :class:`DenoisingLayer` trained with the denoising + contractive loss (module docstring)."""
 
-    def __init__(self, layers: Sequence[DenoisingLayer], lam: float):
+    def __init__(self, layers: Sequence[DenoisingLayer], lam: float, noise_every_layer: bool = True):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.lam = lam
+        self.noise_every_layer = noise_every_layer
 
     @property
     def in_dim(self) -> int:
@@ -153,12 +161,13 @@ class DenoisingAutoencoder(nn.Module):
         self, x: torch.Tensor, train: bool, depth: int | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(B, in_dim) -> code h_depth (default the latent, (B, latent_dim)) and the ReLU masks 1[a_l > 0]
-        (B, h_l) of the layers used; noise is added to each layer's input when ``train``."""
+        (B, h_l) of the layers used; noise is added when ``train``: to each layer's input, or to the first
+        layer's only when not ``noise_every_layer``."""
         if not (x.ndim == 2 and x.shape[1] == self.in_dim):
             raise InputError(f"expected (B, {self.in_dim}), got {tuple(x.shape)}")
         masks = []
-        for layer in self.layers[:depth]:
-            pre = layer.enc(layer.corrupt(x, train))
+        for i, layer in enumerate(self.layers[:depth]):
+            pre = layer.enc(layer.corrupt(x, train and (i == 0 or self.noise_every_layer)))
             masks.append((pre > 0).to(pre.dtype))
             x = F.relu(pre)
         return x, masks
@@ -246,7 +255,7 @@ class PoseAutoencoder(DenoisingAutoencoder):
             DenoisingLayer(dims[i], dims[i + 1], cfg.noise_mm[i] / scale_mm, cfg.tied, linear_output=i == 0)
             for i in range(len(cfg.hidden))
         ]
-        super().__init__(layers, cfg.lam)
+        super().__init__(layers, cfg.lam, noise_every_layer=cfg.noise == "every_layer")
         self.cfg = cfg
 
     def layer_autoencoder(self, i: int) -> DenoisingAutoencoder:

@@ -22,11 +22,14 @@ import yaml
 from structpose.errors import ConfigError
 from structpose.models.autoencoder import AEConfig
 from structpose.models.cnn import CNNConfig
+from structpose.train.methods import METHODS
 
 Schedule = Literal["constant", "cosine", "cosine_restarts"]
 Precision = Literal["32", "bf16-mixed"]
 
 PRESET_PACKAGE = "structpose.configs"
+#: what a run trains unless ``methods`` says otherwise: every method of Table 1
+DEFAULT_METHODS: tuple[str, ...] = ("linkde_knn", "cnn", "ours_noft", "ours")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,15 @@ class DataConfig:
     samples (data-size ablations). Both draws use ``split_seed``, not ``trainer.seed``: the seeds of a
     multi-seed run differ only in initialisation and data order. ``actions``: train, validate and test on
     these actions only (the paper's one-model-per-action protocol); null: all actions.
+
+    ``equal_steps``: with ``train_fraction`` < 1, an epoch still has as many samples as the whole training
+    part (the subset repeated, each epoch reshuffled), so every stage takes the optimizer steps and the
+    learning-rate curve of the full-data run (the scarce-images regime at an equal budget).
+    ``ae_poses``: what the auto-encoder trains on: ``images`` (the poses of the training images) or
+    ``library`` (``ae_library_poses`` poses drawn from the pose library's training frames of the store's
+    protocol, each seen by its own sampled camera, leaving out the validation sequences: poses are the
+    cheap resource). Only the auto-encoder's stages change; the pose normalisation stays that of the
+    training images, so the direct CNN is the same network.
     """
 
     root: str = "data/synth/quick-v2"
@@ -75,10 +87,15 @@ class DataConfig:
     actions: tuple[str, ...] | None = None
     split_seed: int = 0  # draws the validation sequences and the train_fraction subset; fixed across --seeds
     protocol: str = "v2"  # the embedded benchmark's protocol (structpose.data.protocol) a rendered store must have
+    equal_steps: bool = False
+    ae_poses: Literal["images", "library"] = "images"
+    ae_library_poses: int = 200_000
 
     def __post_init__(self) -> None:
         if not 0.0 < self.train_fraction <= 1.0 or not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"need 0 < train_fraction <= 1 and 0 <= val_fraction < 1: {self}")
+        if self.ae_library_poses < 1:
+            raise ConfigError(f"data.ae_library_poses must be >= 1: {self}")
         if self.protocol not in ("v1", "v2"):
             raise ConfigError(f"data.protocol must be v1 or v2, got {self.protocol!r}")
 
@@ -112,6 +129,8 @@ class ExperimentConfig:
 
     Stages: ``ae_pretrain`` (per AE layer, greedy), ``ae_finetune`` (whole AE), ``latent`` (CNN -> AE code),
     ``finetune`` (CNN + decoder -> pose) and ``direct`` (the CNN baseline regressing the pose). The
+    ``methods``: the methods a run trains and reports (keys of :data:`structpose.train.methods.METHODS`;
+    leaving one out saves its time, and the report says which ran). The direct CNN
     baseline gets the budget and schedule of our two image stages together: ``direct.epochs`` (and
     ``max_steps`` if set) must equal the sum of ``latent``'s and ``finetune``'s, with the same batch size
     (an error otherwise); they should share lr, weight decay and schedule (a warning otherwise). With
@@ -128,8 +147,12 @@ class ExperimentConfig:
     finetune: StageConfig = field(default_factory=lambda: StageConfig(epochs=10))
     direct: StageConfig = field(default_factory=lambda: StageConfig(epochs=20))
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    methods: tuple[str, ...] = DEFAULT_METHODS
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.methods) - set(METHODS))
+        if unknown or not self.methods:
+            raise ConfigError(f"methods: unknown {unknown} or none; known: {', '.join(METHODS)}")
         ours = (self.latent, self.finetune)
         if self.direct.epochs != sum(s.epochs for s in ours):
             raise ConfigError(f"direct.epochs={self.direct.epochs} must equal latent.epochs + finetune.epochs "

@@ -49,12 +49,14 @@ def split_train_val(
 class Splits:
     """The datasets of a run: ``train`` and ``val`` (disjoint parts of the store's train split; ``val``
     None when ``val_fraction`` is 0), ``test`` (the store's test split) and ``unseen`` (the store's test set
-    of motions without training counterpart, protocol v2; None when the store has none)."""
+    of motions without training counterpart, protocol v2; None when the store has none). ``ae_train``: the
+    auto-encoder's training poses (N, 17, 3) mm when they are not ``train``'s (``data.ae_poses=library``)."""
 
     train: PoseImageDataset
     val: PoseImageDataset | None
     test: PoseImageDataset
     unseen: PoseImageDataset | None = None
+    ae_train: np.ndarray | None = None
 
 
 def load_splits(cfg: DataConfig, image_size: int) -> Splits:
@@ -69,11 +71,23 @@ def load_splits(cfg: DataConfig, image_size: int) -> Splits:
     pool = _with_actions(full.action, cfg.actions, f"{cfg.root} (train)")
     groups = np.char.add(np.char.add(full.subject[pool].astype(str), "/"), full.sequence[pool].astype(str))
     train_idx, val_idx = (pool[i] for i in split_train_val(groups, cfg.val_fraction, cfg.train_fraction, seed))
+    if cfg.equal_steps and cfg.train_fraction < 1:  # as many samples per epoch as the whole training part
+        train_idx = np.resize(train_idx, len(pool) - len(val_idx))
     val = full.subset(val_idx) if len(val_idx) else None
     test = PoseImageDataset(cfg.root, "test")
     if cfg.actions is not None:
         test = test.subset(_with_actions(test.action, cfg.actions, f"{cfg.root} (test)"))
-    return Splits(full.subset(train_idx), val, test, _unseen(cfg))
+    return Splits(full.subset(train_idx), val, test, _unseen(cfg), _ae_poses(cfg, full, val))
+
+
+def _ae_poses(cfg: DataConfig, full: PoseImageDataset, val: PoseImageDataset | None) -> np.ndarray | None:
+    """The auto-encoder's own training poses under ``data.ae_poses=library`` (None otherwise)."""
+    if cfg.ae_poses == "images":
+        return None
+    from structpose.data.synth import library_poses
+
+    held_out = set() if val is None else set(val.sequence.astype(str))
+    return library_poses(cfg.ae_library_poses, full.shard_attrs[0], held_out, seed=cfg.split_seed)
 
 
 def _unseen(cfg: DataConfig) -> PoseImageDataset | None:
@@ -171,5 +185,5 @@ class PoseDataModule(_LoaderModule):
 
     @classmethod
     def from_splits(cls, splits: Splits, batch_size: int) -> PoseDataModule:
-        return cls(splits.train.poses3d, None if splits.val is None else splits.val.poses3d,
-                   splits.test.poses3d, batch_size)  # fmt: skip
+        train = splits.train.poses3d if splits.ae_train is None else splits.ae_train
+        return cls(train, None if splits.val is None else splits.val.poses3d, splits.test.poses3d, batch_size)

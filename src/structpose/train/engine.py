@@ -16,10 +16,10 @@ from structpose.errors import TrainingError
 from structpose.train.base import StageModule, all_finite
 from structpose.train.config import StageConfig, TrainerConfig
 from structpose.train.export import save_weights
+from structpose.train.layout import LAST, LOGS, WEIGHTS
 
-LAST = "last.ckpt"
-WEIGHTS = "model.safetensors"
-LOGS = "logs"
+__all__ = ["LAST", "LOGS", "WEIGHTS", "fit_stage", "make_trainer", "readable_checkpoint"]
+
 
 
 def _loggers(run_dir: Path, name: str) -> list[Logger]:
