@@ -44,20 +44,35 @@ class Ablation:
 #: key -> setting, grouped by regime, in the order of priority of the benchmark.
 ABLATIONS: dict[str, Ablation] = {
     "preset": Ablation("reference", "the preset"),
-    **{f"data{p}": Ablation("scarce images", f"{p}% of the training images, equal steps",
-                            (f"data.train_fraction={p / 100}", _EQUAL)) for p in (1, 5, 20)},  # fmt: skip
-    "poses": Ablation("abundant poses", "AE on library poses (all training frames, sampled cameras)",
-                      ("data.ae_poses=library",)),  # fmt: skip
-    **{f"poses_data{p}": Ablation("abundant poses, scarce images", f"AE on library poses, {p}% of the images",
-                                  ("data.ae_poses=library", f"data.train_fraction={p / 100}", _EQUAL))
-       for p in (1, 5, 20)},  # fmt: skip
-    **{f"lam{k}": Ablation("the prior", f"lambda {v}", (f"ae.lam={v}",)) for k, v in
-       (("0", 0), ("1", 1), ("10", 10))},  # fmt: skip
+    **{
+        f"data{p}": Ablation(
+            "scarce images", f"{p}% of the training images, equal steps", (f"data.train_fraction={p / 100}", _EQUAL)
+        )
+        for p in (1, 5, 20)
+    },  # fmt: skip
+    "poses": Ablation(
+        "abundant poses", "AE on library poses (all training frames, sampled cameras)", ("data.ae_poses=library",)
+    ),  # fmt: skip
+    **{
+        f"poses_data{p}": Ablation(
+            "abundant poses, scarce images",
+            f"AE on library poses, {p}% of the images",
+            ("data.ae_poses=library", f"data.train_fraction={p / 100}", _EQUAL),
+        )
+        for p in (1, 5, 20)
+    },  # fmt: skip
+    **{
+        f"lam{k}": Ablation("the prior", f"lambda {v}", (f"ae.lam={v}",)) for k, v in (("0", 0), ("1", 1), ("10", 10))
+    },  # fmt: skip
     **{f"sigma{v}": Ablation("the prior", f"sigma {v} mm", (f"ae.noise_mm=[{v}]",)) for v in (0, 20, 80)},
-    "ae300": Ablation("the prior", "AE 300-300 (noise on the input only)",
-                      ("ae.hidden=[300,300]", "ae.noise_mm=[40,20]")),  # fmt: skip
-    "ae300_every": Ablation("the prior", "AE 300-300, noise on every layer's input in joint fine-tuning",
-                            ("ae.hidden=[300,300]", "ae.noise_mm=[40,20]", "ae.noise=every_layer")),  # fmt: skip
+    "ae300": Ablation(
+        "the prior", "AE 300-300 (noise on the input only)", ("ae.hidden=[300,300]", "ae.noise_mm=[40,20]")
+    ),  # fmt: skip
+    "ae300_every": Ablation(
+        "the prior",
+        "AE 300-300, noise on every layer's input in joint fine-tuning",
+        ("ae.hidden=[300,300]", "ae.noise_mm=[40,20]", "ae.noise=every_layer"),
+    ),  # fmt: skip
 }
 
 

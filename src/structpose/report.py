@@ -42,6 +42,8 @@ def comparisons(methods) -> list[tuple[str, str]]:
     """The pairs of :data:`COMPARISONS` both of whose methods are in ``methods``."""
     pairs = [tuple(linkde_key(methods) if k == "LINKDE" else k for k in pair) for pair in COMPARISONS]
     return [(a, b) for a, b in pairs if a in methods and b in methods]
+
+
 #: The test sets a report may hold (beside the Table 1 test set), with their section titles.
 TEST_SETS: dict[str, str] = {
     "unseen": "Unseen motions (no training frame of their action; not in the Table 1 mean)",

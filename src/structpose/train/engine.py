@@ -21,7 +21,6 @@ from structpose.train.layout import LAST, LOGS, WEIGHTS
 __all__ = ["LAST", "LOGS", "WEIGHTS", "fit_stage", "make_trainer", "readable_checkpoint"]
 
 
-
 def _loggers(run_dir: Path, name: str) -> list[Logger]:
     """CSV logs in ``run_dir/logs/name/version_k/metrics.csv`` (k counts the runs, a resume included), plus
     TensorBoard's there when it is installed."""

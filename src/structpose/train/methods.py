@@ -41,23 +41,58 @@ class MethodSpec:
 
 #: Every method of a run, in the paper's Table 1 row order.
 METHODS: dict[str, MethodSpec] = {
-    "linkde": MethodSpec("LinKDE", "linkde", "hog", description=(
-        "Ionescu et al. (TPAMI 2014): random Fourier features of the exponentiated chi-squared kernel on "
-        "L1-normalised HOG, a Gaussian kernel on poses, ridge regression between them, a pre-image by "
-        "optimisation from the best training candidates")),
-    "linkde_knn": MethodSpec("LinKDE-kNN", "linkde_knn", "hog", description=(
-        "structpose's earlier LinKDE-style variant: a Gaussian kernel on standardised HOG, the pre-image "
-        "the mean of the 8 nearest training poses")),
-    "cnn": MethodSpec("CNN (direct)", "direct", "net", description=(
-        "the paper CNN regressing the pose directly: structpose's same-trunk stand-in for DconvMP-HML")),
-    "structnet_max": MethodSpec("StructNet-Max", "structnet", "net", description=(
-        "Li, Zhang & Chan (ICCV 2015): image-pose score by max-margin learning; the best-scoring training pose")),
-    "structnet_avg": MethodSpec("StructNet-Avg", "structnet", "net", description=(
-        "the same network; the mean of the top-A scoring training poses, A chosen on validation")),
-    "ours_noft": MethodSpec("OURS, no FT", "latent", "net", needs=("ae_finetune", "direct"), description=(
-        "Tekin et al.: the CNN regressing the auto-encoder's code, decoded, before fine-tuning")),
-    "ours": MethodSpec("OURS, with FT", "finetune", "net", description=(
-        "Tekin et al.: the same after fine-tuning the CNN and the decoder on the pose")),
+    "linkde": MethodSpec(
+        "LinKDE",
+        "linkde",
+        "hog",
+        description=(
+            "Ionescu et al. (TPAMI 2014): random Fourier features of the exponentiated chi-squared kernel on "
+            "L1-normalised HOG, a Gaussian kernel on poses, ridge regression between them, a pre-image by "
+            "optimisation from the best training candidates"
+        ),
+    ),
+    "linkde_knn": MethodSpec(
+        "LinKDE-kNN",
+        "linkde_knn",
+        "hog",
+        description=(
+            "structpose's earlier LinKDE-style variant: a Gaussian kernel on standardised HOG, the pre-image "
+            "the mean of the 8 nearest training poses"
+        ),
+    ),
+    "cnn": MethodSpec(
+        "CNN (direct)",
+        "direct",
+        "net",
+        description=("the paper CNN regressing the pose directly: structpose's same-trunk stand-in for DconvMP-HML"),
+    ),
+    "structnet_max": MethodSpec(
+        "StructNet-Max",
+        "structnet",
+        "net",
+        description=(
+            "Li, Zhang & Chan (ICCV 2015): image-pose score by max-margin learning; the best-scoring training pose"
+        ),
+    ),
+    "structnet_avg": MethodSpec(
+        "StructNet-Avg",
+        "structnet",
+        "net",
+        description=("the same network; the mean of the top-A scoring training poses, A chosen on validation"),
+    ),
+    "ours_noft": MethodSpec(
+        "OURS, no FT",
+        "latent",
+        "net",
+        needs=("ae_finetune", "direct"),
+        description=("Tekin et al.: the CNN regressing the auto-encoder's code, decoded, before fine-tuning"),
+    ),
+    "ours": MethodSpec(
+        "OURS, with FT",
+        "finetune",
+        "net",
+        description=("Tekin et al.: the same after fine-tuning the CNN and the decoder on the pose"),
+    ),
 }
 
 

@@ -82,7 +82,10 @@ def _start(cfg: ExperimentConfig, folder: SeedLayout, resume: bool) -> None:
 
 
 def train_methods(
-    cfg: ExperimentConfig, folder: SeedLayout, resume: bool = False, splits: Splits | None = None,
+    cfg: ExperimentConfig,
+    folder: SeedLayout,
+    resume: bool = False,
+    splits: Splits | None = None,
     reuse: tuple[SeedLayout, ...] = (),
 ) -> dict[str, Method]:
     """Every method of ``cfg.methods`` of one pipeline folder, trained or fitted (or loaded: the resume rule),
@@ -99,7 +102,10 @@ def train_methods(
 
 
 def train_all(
-    cfg: ExperimentConfig, run_dir: Path, resume: bool = False, splits: Splits | None = None,
+    cfg: ExperimentConfig,
+    run_dir: Path,
+    resume: bool = False,
+    splits: Splits | None = None,
     reuse: tuple[SeedLayout, ...] = (),
 ) -> dict[str, nn.Module]:
     """Run the network stages (module docstring) of the methods in ``cfg.methods`` in ``run_dir``; returns
