@@ -22,6 +22,7 @@ import yaml
 from structpose.errors import ConfigError
 from structpose.models.autoencoder import AEConfig
 from structpose.models.cnn import CNNConfig
+from structpose.models.structnet import StructNetConfig
 from structpose.train.methods import METHODS
 
 Schedule = Literal["constant", "cosine", "cosine_restarts"]
@@ -29,7 +30,7 @@ Precision = Literal["32", "bf16-mixed"]
 
 PRESET_PACKAGE = "structpose.configs"
 #: what a run trains unless ``methods`` says otherwise: every method of Table 1
-DEFAULT_METHODS: tuple[str, ...] = ("linkde_knn", "cnn", "ours_noft", "ours")
+DEFAULT_METHODS: tuple[str, ...] = ("linkde_knn", "cnn", "structnet_max", "structnet_avg", "ours_noft", "ours")
 
 
 @dataclass(frozen=True)
@@ -128,14 +129,15 @@ class ExperimentConfig:
     """Everything a run of the paper's pipeline needs.
 
     Stages: ``ae_pretrain`` (per AE layer, greedy), ``ae_finetune`` (whole AE), ``latent`` (CNN -> AE code),
-    ``finetune`` (CNN + decoder -> pose) and ``direct`` (the CNN baseline regressing the pose). The
-    ``methods``: the methods a run trains and reports (keys of :data:`structpose.train.methods.METHODS`;
-    leaving one out saves its time, and the report says which ran). The direct CNN
-    baseline gets the budget and schedule of our two image stages together: ``direct.epochs`` (and
-    ``max_steps`` if set) must equal the sum of ``latent``'s and ``finetune``'s, with the same batch size
+    ``finetune`` (CNN + decoder -> pose) and ``direct`` (the CNN baseline regressing the pose). ``structnet``:
+    the StructNet arms' own settings; they train with ``direct``'s budget and schedule (the same steps and
+    learning-rate curve as the direct CNN). ``methods``: the methods a run trains and reports (keys of
+    :data:`structpose.train.methods.METHODS`; leaving one out saves its time, and the report says which ran).
+    The direct CNN baseline gets the budget and schedule of our two image stages together: ``direct.epochs``
+    (and ``max_steps`` if set) must equal the sum of ``latent``'s and ``finetune``'s, with the same batch size
     (an error otherwise); they should share lr, weight decay and schedule (a warning otherwise). With
-    ``constant`` or ``cosine_restarts`` (``latent.epochs`` a multiple of ``restart_period``) the two arms
-    then follow the same learning rate step for step; with ``cosine`` each stage decays once.
+    ``constant`` or ``cosine_restarts`` (``latent.epochs`` a multiple of ``restart_period``) the two arms then
+    follow the same learning rate step for step; with ``cosine`` each stage decays once.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -147,6 +149,7 @@ class ExperimentConfig:
     finetune: StageConfig = field(default_factory=lambda: StageConfig(epochs=10))
     direct: StageConfig = field(default_factory=lambda: StageConfig(epochs=20))
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    structnet: StructNetConfig = field(default_factory=StructNetConfig)
     methods: tuple[str, ...] = DEFAULT_METHODS
 
     def __post_init__(self) -> None:

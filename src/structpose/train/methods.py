@@ -187,6 +187,10 @@ def build_net(key: str, cfg: ExperimentConfig) -> nn.Module:
         return StructuredNet(PaperCNN(cfg.cnn, ae.latent_dim), ae.decoder(), normalizer)
     if key == "cnn":
         return DirectCNN(PaperCNN(cfg.cnn, 3 * NUM_JOINTS), normalizer)
+    if key in ("structnet_max", "structnet_avg"):
+        from structpose.models.structnet import StructNet
+
+        return StructNet(cfg.cnn, normalizer, cfg.structnet).with_mode(key.removeprefix("structnet_"))
     raise InputError(f"{key!r} is not a network method; known: {', '.join(network_methods())}")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 import numpy as np
@@ -30,12 +31,15 @@ from structpose.models.autoencoder import PoseAutoencoder
 from structpose.models.cnn import PaperCNN
 from structpose.models.normalize import PoseNormalizer
 from structpose.models.structured import DirectCNN, StructuredNet
+
+if TYPE_CHECKING:
+    from structpose.models.structnet import StructNet
 from structpose.train.ae_module import AEModule
 from structpose.train.base import StageModule
 from structpose.train.config import ExperimentConfig, StageConfig
 from structpose.train.data import PoseDataModule, PoseImageDataModule, Splits, load_splits
 from structpose.train.engine import fit_stage
-from structpose.train.export import PosePredictor, load_weights
+from structpose.train.export import PosePredictor, load_weights, save_weights
 from structpose.train.image_module import ImageRegressionModule
 from structpose.train.layout import WEIGHTS, SeedLayout, adopt, check_config, finished, resume_or_fit
 from structpose.train.methods import METHODS, Method, NetMethod
@@ -121,9 +125,12 @@ def train_all(
     _start(cfg, folder, resume)
     seed = cfg.trainer.seed
 
-    def stage(module: StageModule, data: L.LightningDataModule, stage_cfg: StageConfig, name: str) -> None:
-        def fit(_: Path) -> None:
+    def stage(module: StageModule, data: L.LightningDataModule, stage_cfg: StageConfig, name: str,
+              finish: Callable[[Path], None] | None = None) -> None:  # fmt: skip
+        def fit(stage_dir: Path) -> None:
             fit_stage(module, data, stage_cfg, folder.root, name, resume=resume, trainer_cfg=cfg.trainer)
+            if finish is not None:  # what the stage still decides once trained (then it writes its weights again)
+                finish(stage_dir)
 
         source = None if finished(folder.stage(name)) else _reusable(cfg, name, reuse)
         if source is not None:
@@ -145,6 +152,9 @@ def train_all(
         direct = DirectCNN(PaperCNN(cfg.cnn, 3 * normalizer.num_joints), normalizer)
         stage(_image_module(cfg, direct, normalizer), images, cfg.direct, "direct")
         nets["cnn"] = direct
+    if wanted & {"structnet_max", "structnet_avg"}:
+        net = _train_structnet(cfg, stage, images, normalizer, splits)
+        nets |= {"structnet_max": net.with_mode("max"), "structnet_avg": net.with_mode("avg")}
     return {k: v.eval() for k, v in nets.items() if k in wanted}
 
 
@@ -153,6 +163,26 @@ def _image_module(cfg: ExperimentConfig, net: nn.Module, normalizer: PoseNormali
     """The stage module regressing the pose (or, given the ``ae``, its latent code ``h_L``) from images."""
     return ImageRegressionModule(net, "pose" if ae is None else "latent", normalizer, cfg.cnn.crop, ae,
                                  cfg.trainer.channels_last)  # fmt: skip
+
+
+def _train_structnet(cfg: ExperimentConfig, stage: Callable, images: PoseImageDataModule,
+                     normalizer: PoseNormalizer, splits: Splits) -> StructNet:  # fmt: skip
+    """StructNet (Li, Zhang & Chan 2015) on the direct CNN's budget and schedule; the ``A`` of StructNet-Avg
+    is chosen on the validation split before the weights are written (the default A without one)."""
+    from structpose.models.structnet import StructNet, choose_top_a
+    from structpose.train.structnet_module import StructNetModule
+
+    L.seed_everything(cfg.trainer.seed, verbose=False)
+    net = StructNet(cfg.cnn, normalizer, cfg.structnet)
+    module = StructNetModule(net, splits.train.poses3d, cfg.cnn.crop, channels_last=cfg.trainer.channels_last)
+
+    def choose(stage_dir: Path) -> None:
+        if splits.val is not None:
+            net.set_top_a(choose_top_a(net.eval(), splits.val))
+        save_weights(net, stage_dir / WEIGHTS)
+
+    stage(module, images, cfg.direct, "structnet", finish=choose)
+    return net
 
 
 def _train_ours(cfg: ExperimentConfig, stage: Callable, poses: PoseDataModule, images: PoseImageDataModule,
