@@ -39,7 +39,9 @@ class StageConfig:
 
     ``schedule``: ``constant``; ``cosine`` (one cosine decay to 0 over the stage); ``cosine_restarts``
     (SGDR: cosine decays of ``restart_period`` epochs each, restarting at ``lr``). ``max_steps`` (optimizer
-    steps) caps the stage before ``epochs`` end when set.
+    steps) caps the stage before ``epochs`` end when set. ``select``: which weights the stage keeps: the
+    ``last`` ones, or the ``best`` on the validation split (least validation MPJPE; the pose auto-encoder's
+    choice, whose validation error can rise while its loss falls).
     """
 
     epochs: int = 10
@@ -49,6 +51,7 @@ class StageConfig:
     schedule: Schedule = "constant"
     restart_period: int = 1  # epochs per cosine cycle (cosine_restarts only)
     max_steps: int | None = None
+    select: Literal["last", "best"] = "last"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.restart_period < 1:
@@ -144,7 +147,7 @@ class ExperimentConfig:
     ae: AEConfig = field(default_factory=AEConfig)
     cnn: CNNConfig = field(default_factory=CNNConfig)
     ae_pretrain: StageConfig = field(default_factory=StageConfig)
-    ae_finetune: StageConfig = field(default_factory=StageConfig)
+    ae_finetune: StageConfig = field(default_factory=lambda: StageConfig(select="best"))
     latent: StageConfig = field(default_factory=StageConfig)
     finetune: StageConfig = field(default_factory=lambda: StageConfig(epochs=10))
     direct: StageConfig = field(default_factory=lambda: StageConfig(epochs=20))

@@ -18,7 +18,7 @@ from structpose.train.config import StageConfig, TrainerConfig
 from structpose.train.export import save_weights
 from structpose.train.layout import LAST, LOGS, WEIGHTS
 
-__all__ = ["LAST", "LOGS", "WEIGHTS", "fit_stage", "make_trainer", "readable_checkpoint"]
+__all__ = ["LAST", "LOGS", "WEIGHTS", "KeepBest", "fit_stage", "make_trainer", "readable_checkpoint"]
 
 
 def _loggers(run_dir: Path, name: str) -> list[Logger]:
@@ -59,6 +59,36 @@ def make_trainer(
     )
 
 
+class KeepBest(Callback):
+    """Keeps (a CPU copy of) the weights of ``module.net`` at the validation epoch of least ``monitor``, and
+    puts them back when fitting ends: a stage whose ``select`` is ``best`` ends with the network that
+    validated best, not the last one. Its state (best value, epoch, weights) is in every checkpoint, so a
+    resumed stage selects exactly as an uninterrupted one."""
+
+    def __init__(self, monitor: str = "val/mpjpe_mm") -> None:
+        self.monitor = monitor
+        self.best = float("inf")
+        self.epoch = -1
+        self.weights: dict[str, torch.Tensor] = {}
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or value is None or not float(value) < self.best:
+            return
+        self.best, self.epoch = float(value), trainer.current_epoch
+        self.weights = {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
+
+    def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.weights:
+            module.net.load_state_dict(self.weights)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "epoch": self.epoch, "weights": self.weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.epoch, self.weights = float(state["best"]), int(state["epoch"]), dict(state["weights"])
+
+
 def readable_checkpoint(path: Path) -> bool:
     """Whether ``path`` is a checkpoint that loads (``weights_only``: nothing is unpickled but tensors and
     plain containers). A damaged one (truncated by a full disk, say) is moved aside to ``last.ckpt.damaged``
@@ -95,7 +125,8 @@ def fit_stage(
     (model, optimizer, schedule, loop and RNG state), which ends with the same weights as an uninterrupted
     run; otherwise start afresh. Everything is seeded with ``trainer_cfg.seed`` first, and torch uses
     ``trainer_cfg.threads`` CPU threads while fitting. ``callbacks``: extra Lightning callbacks (early
-    stopping, profiling, ...). Logs: ``run_dir/logs/name/``.
+    stopping, profiling, ...). ``stage_cfg.select == "best"``: the weights written are those of the epoch
+    of least validation MPJPE (:class:`KeepBest`). Logs: ``run_dir/logs/name/``.
     """
     run = trainer_cfg or TrainerConfig()
     stage_dir = Path(run_dir) / name
@@ -104,7 +135,8 @@ def fit_stage(
     module.stage_name = name
     module.train()  # Lightning keeps the modes it is given
     datamodule.batch_size = stage_cfg.batch_size
-    trainer = make_trainer(stage_cfg, stage_dir, _loggers(Path(run_dir), name), run, callbacks or [])
+    extra = [*(callbacks or []), *([KeepBest()] if stage_cfg.select == "best" else [])]
+    trainer = make_trainer(stage_cfg, stage_dir, _loggers(Path(run_dir), name), run, extra)
     last = stage_dir / LAST
     ckpt = last if resume and readable_checkpoint(last) else None
     threads = torch.get_num_threads()
