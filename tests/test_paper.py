@@ -43,3 +43,13 @@ def test_the_report_prints_the_papers_numbers_beside_ours_on_shared_actions() ->
     assert "| Walking | 65.8 |" in text and "| Eating | 91.4 |" in text  # a Human3.6M run: the paper's numbers
     embedded = "\n".join(paper_section(results))  # the embedded default borrows the names: ratios only
     assert "0.883" in embedded and "| Walking |" not in embedded
+
+
+def test_the_report_names_its_methods_and_those_left_out_and_prints_the_papers_table2() -> None:
+    from structpose.report import methods_section, paper_table2
+
+    text = "\n".join(methods_section({"cnn": [], "ours": []}))
+    assert "**CNN (direct)**: the paper CNN" in text and "DconvMP-HML" in text
+    assert "Not run" in text and "StructNet-Max" in text and "LinKDE" in text
+    table = "\n".join(paper_table2())
+    assert "| OURS with FT | 0.77 | 5.43 | 11.90 |" in table and "| KDE | 1.02 | 7.18 | 16.43 |" in table

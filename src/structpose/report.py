@@ -367,6 +367,27 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
 
 
+def methods_section(evaluations: dict) -> list[str]:
+    """What each method of the run is, and which of :data:`~structpose.train.methods.METHODS` did not run
+    (left out by the configuration's ``methods``)."""
+    ran = [k for k in METHODS if k in evaluations]
+    lines = ["## Methods", "", *[f"- **{METHODS[k].label}**: {METHODS[k].description}." for k in ran]]
+    skipped = [METHODS[k].label for k in METHODS if k not in evaluations]
+    if skipped:
+        lines.append(f"- Not run (left out by `methods` in the configuration): {', '.join(skipped)}.")
+    return [*lines, ""]
+
+
+def paper_table2() -> list[str]:
+    """The paper's Table 2 (Human3.6M), to read the ordering of ours against (the values are not comparable)."""
+    from structpose.paper import paper_tables
+
+    t2 = paper_tables()["table2"]
+    rows = [f"| {name} | " + " | ".join(f"{v:.2f}" for v in vals) + " |" for name, vals in t2["rows"].items()]
+    return ["Tekin et al. (2016), Table 2, Human3.6M (the ordering is what can be compared):", "",
+            "| Method | Lower body | Upper body | Full body |", "|---|---|---|---|", *rows, ""]  # fmt: skip
+
+
 def _test_set_section(title: str, res: TestSetResults) -> list[str]:
     stats, _ = res.paired
     return [f"## {title} — MPJPE (mm) per action and the mean over actions; N-MPJPE and P-MPJPE, each per "
@@ -391,6 +412,7 @@ def write_report(run_dir: Path, run: RunSummary) -> Path:
             f"invocation took {run.minutes:.1f} min on {env.get('cuda') or str(env.get('cpus')) + ' CPU cores'} "
             f"(a `--resume` reloads the stages already trained). Values: {spread}.", "",
             *_test_set_section("Table 1 analogue", run.test)]  # fmt: skip
+    text += methods_section(run.test.evaluations)
     text += paper_section(run.test, human36m=run.human36m)
     for res in run.regimes:
         text += _test_set_section(TEST_SETS.get(res.name, res.name), res)
@@ -401,7 +423,8 @@ def write_report(run_dir: Path, run: RunSummary) -> Path:
     text += ["## Table 2 analogue — limb-length-ratio errors (unitless; lower is better)", "",
              "Sum over the pairs of limbs (i, j) of a group of the mean over frames of "
              "|log(l_i/l_j)_pred − log(l_i/l_j)_gt| (our reading of the paper's metric).", "",
-             table2(run.test.evaluations), "", *[f"{n}\n" for n in run.notes], "## Figures", ""]  # fmt: skip
+             table2(run.test.evaluations), "", *paper_table2(), *[f"{n}\n" for n in run.notes],
+             "## Figures", ""]  # fmt: skip
     if run.figure2 is not None:
         text += ["![Figure 2 analogue](figure2.png)", ""]
     if curves is not None:
