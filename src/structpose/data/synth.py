@@ -27,7 +27,7 @@ from structpose.data.protocol import DEFAULT_PROTOCOL, PROTOCOL_SPLITS, check_pr
 from structpose.data.store import StoreWriter, estimated_bytes, shard_path
 from structpose.errors import ConfigError, InputError
 from structpose.files import require_free_space
-from structpose.render import RENDERER_VERSION, render_sample, sample_appearance, sample_camera
+from structpose.render import RENDERER_VERSION, RenderedSample, render_sample, sample_appearance, sample_camera
 
 SPLITS = ("train", "test")  # the splits of every protocol; v2 adds "unseen" (structpose.data.protocol)
 _SPLIT_ID = {"train": 0, "test": 1, "unseen": 2}
@@ -76,30 +76,69 @@ def _library(path: str | Path | None, sources: tuple[str, ...]) -> PoseLibrary:
     return load_pose_library(path, sources=sources)
 
 
-def _render_chunk(args: tuple) -> dict[str, np.ndarray | list]:
-    """Render samples ``ids`` of a split (runs in a worker process)."""
-    lib_path, sources, cfg, split, ids, frames = args
-    lib = _library(lib_path, sources)
+def render_split_sample(
+    pose_world: np.ndarray, split: str, index: int, seed: int, size: int, margin: float
+) -> RenderedSample:
+    """Sample ``index`` of ``split`` exactly as :func:`synthesize` renders it, for any pose.
+
+    The sample's camera, appearance, light, background and noise are all drawn from
+    ``default_rng([seed, split id, index])`` (split ids: train 0, test 1, unseen 2), so the same pose,
+    split, index and seed give the same bytes in every process.
+
+    Args:
+        pose_world: (17, 3) mm, world frame (Z up), Human3.6M joint order.
+        split: ``"train"``, ``"test"`` or ``"unseen"``: which split's random stream draws the sample.
+        index: the sample's position in its split (>= 0).
+        seed: the dataset seed (``SynthConfig.seed``).
+        size: crop side S, pixels.
+        margin: relative margin of the person box.
+
+    Returns:
+        The :class:`~structpose.render.RenderedSample` (image, camera-frame root-relative pose, ...).
+
+    Raises:
+        ValueError: the pose is malformed or cannot be seen by the sampled camera (see ``render_sample``).
+    """
+    rng = np.random.default_rng([seed, _SPLIT_ID[split], int(index)])
+    pose = np.asarray(pose_world, dtype=np.float64)
+    return render_sample(pose, sample_camera(rng, pose), sample_appearance(rng), rng, size, margin)
+
+
+def render_split_arrays(
+    poses_world: np.ndarray, split: str, ids: np.ndarray, seed: int, size: int, margin: float
+) -> dict[str, np.ndarray]:
+    """The numeric store fields of samples ``ids`` of ``split`` rendered from ``poses_world`` (one pose each),
+    by :func:`render_split_sample`: ``images`` (n, S, S, 3) uint8 and ``poses3d``, ``joints2d``,
+    ``intrinsics``, ``boxes``, ``root_cam`` float32 (shapes and units: :mod:`structpose.data.store`).
+    A pose that cannot be rendered raises ``ValueError`` naming its sample id."""
     out: dict[str, list] = {k: [] for k in ("images", "poses3d", "joints2d", "intrinsics", "boxes", "root_cam")}
-    meta: dict[str, list] = {k: [] for k in ("subject", "action", "sequence", "frame", "camera_id")}
-    for i, f in zip(ids, frames, strict=True):
-        rng = np.random.default_rng([cfg.seed, _SPLIT_ID[split], int(i)])
-        pose = lib.poses[f].astype(np.float64)
-        sample = render_sample(pose, sample_camera(rng, pose), sample_appearance(rng), rng, cfg.size, cfg.margin)
+    for pose, i in zip(poses_world, ids, strict=True):
+        try:
+            sample = render_split_sample(pose, split, int(i), seed, size, margin)
+        except ValueError as err:
+            raise ValueError(f"sample {int(i)} of split {split!r}: {err}") from err
         out["images"].append(sample.image)
         out["poses3d"].append(sample.pose3d)
         out["joints2d"].append(sample.joints2d)
         out["intrinsics"].append(sample.camera.intrinsics_vector())
         out["boxes"].append(sample.box)
         out["root_cam"].append(sample.root_cam)
+    return {k: np.stack(v).astype(np.uint8 if k == "images" else np.float32) for k, v in out.items()}
+
+
+def _render_chunk(args: tuple) -> dict[str, np.ndarray | list]:
+    """Render samples ``ids`` of a split (runs in a worker process)."""
+    lib_path, sources, cfg, split, ids, frames = args
+    lib = _library(lib_path, sources)
+    arrays = render_split_arrays(lib.poses[frames], split, ids, cfg.seed, cfg.size, cfg.margin)
+    meta: dict[str, list] = {k: [] for k in ("subject", "action", "sequence", "camera_id")}
+    for i, f in zip(ids, frames, strict=True):
         seq = lib.sequences[int(lib.sequence[f])]
         meta["subject"].append(str(seq["subject"]))
         meta["action"].append(str(seq["action"]))
         meta["sequence"].append(str(seq["name"]))
-        meta["frame"].append(int(lib.frame[f]))
         meta["camera_id"].append(f"synth:{int(i)}")
-    arrays = {k: np.stack(v).astype(np.uint8 if k == "images" else np.float32) for k, v in out.items()}
-    arrays["frame"] = np.asarray(meta.pop("frame"), dtype=np.int64)
+    arrays["frame"] = np.asarray([int(lib.frame[f]) for f in frames], dtype=np.int64)
     return {**arrays, **meta}
 
 
