@@ -136,3 +136,16 @@ def test_noise_on_the_input_only_leaves_deeper_layers_clean() -> None:
         clean, _ = ae.loss(x, train=False)
         trained, _ = ae.loss(x, train=True)
         assert bool(torch.isclose(clean, trained)) != noisy, placement
+
+
+def test_a_resume_may_change_the_methods_but_nothing_else(tmp_path: Path) -> None:
+    from structpose.train.layout import check_config
+
+    cfg = load_config("tiny")
+    (tmp_path / "config.yaml").write_text(cfg.to_yaml())
+    check_config(load_config("tiny", ["methods=[cnn,ours]"]).to_yaml(), tmp_path)  # adding/dropping methods: fine
+    with pytest.raises(ConfigError, match="differs"):
+        check_config(load_config("tiny", ["ae.lam=0.5"]).to_yaml(), tmp_path)
+    (tmp_path / "config.yaml").write_text("{unreadable: [")
+    with pytest.raises(ConfigError, match="differs"):
+        check_config(cfg.to_yaml(), tmp_path)

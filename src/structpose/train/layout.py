@@ -139,17 +139,34 @@ def pipeline_folder(path: Path, stage: str) -> SeedLayout:
     raise FileNotFoundError(f"{path} holds no finished '{stage}' stage (no {stage}/{WEIGHTS} in it or in seed*/)")
 
 
+#: configuration keys a resumed run may change: which methods it runs (no finished stage depends on them)
+RESUMABLE_CHANGES = ("methods",)
+
+
 def check_config(config_yaml: str, folder: Path) -> None:
     """The resume rule's first half: a folder that holds a ``config.yaml`` continues only with that same
-    configuration (``config_yaml``: the resolved YAML text).
+    configuration (``config_yaml``: the resolved YAML text), up to :data:`RESUMABLE_CHANGES` (a resumed
+    run may add a method to a finished one).
 
     Raises:
         ConfigError: the folder was started with another configuration (nothing is written).
     """
+    import yaml
+
     path = Path(folder) / CONFIG
-    if path.is_file() and path.read_text() != config_yaml:
+    if not path.is_file() or path.read_text() == config_yaml:
+        return
+    try:
+        before, now = (yaml.safe_load(t) for t in (path.read_text(), config_yaml))
+    except yaml.YAMLError:
+        before, now = None, {}
+    if not (isinstance(before, dict) and isinstance(now, dict)) or _without(before) != _without(now):
         raise ConfigError("differs from this run's configuration: resume with the same preset, --data and --set "
                           "overrides, or start a new run with another --out", path)  # fmt: skip
+
+
+def _without(tree: dict) -> dict:
+    return {k: v for k, v in tree.items() if k not in RESUMABLE_CHANGES}
 
 
 def finished(stage_dir: Path, fitted: bool = False) -> bool:
