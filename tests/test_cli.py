@@ -39,6 +39,13 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
     assert "unresolved (one seed)" in report  # one seed: no CI over seeds, and the report says so
     for name in ("figure2.png", "loss_curves.png", "config.yaml", "environment.json", "results.json"):
         assert (run / name).stat().st_size > 0
+    # the run's OURS and CNN as released models, loadable on their own, with the run's test metrics
+    import structpose
+
+    for key in ("ours", "cnn"):
+        card = json.loads((run / "models" / key / "model.json").read_text())
+        assert card["method"]["key"] == key and card["metrics"]["sets"]["test"]["mean_over_actions"]["mpjpe"] > 0
+    released = structpose.load(run / "models" / "ours")
     results = json.loads((run / "results.json").read_text())
     assert {"ours", "cnn", "linkde_knn", "mean_pose", "oracle"} <= set(results["test"]["methods"])
     saved = np.load(run / "seed0" / "predictions.npz")
@@ -65,6 +72,9 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
     # 256 on the trained channels_last net, i.e. other float32 conv kernels: a few ulps at ~700 mm (4e-6 mm
     # measured); 1e-2 mm leaves room for other CPUs' kernels and still catches a wrong crop or normalisation
     np.testing.assert_allclose(got["poses"], preds["ours"][[0, 5]], rtol=0, atol=1e-2)
+    # the released model predicts the same poses for the same crops (same tolerance, same reason)
+    np.testing.assert_allclose(released.predict_crops(test.images([0, 5])).poses, preds["ours"][[0, 5]], rtol=0,
+                               atol=1e-2)  # fmt: skip
     assert (tmp_path / "pred/poses.png").is_file() and (tmp_path / "pred/ours.onnx").is_file()
     # the embedded dataset was rendered where the preset points, and is reused
     assert (tmp_path / "data/synth/tiny-v2/train.h5").is_file()

@@ -1,4 +1,4 @@
-"""Command line: ``structpose data ...``, ``structpose reproduce`` and ``structpose predict``.
+"""Command line: ``structpose data ...``, ``reproduce``, ``predict``, ``export`` and ``view``.
 
 Heavy imports happen inside each command. :func:`main` is the one error boundary: the project's own errors
 (:mod:`structpose.errors`), OS errors and missing optional packages become one line on stderr,
@@ -75,6 +75,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_samples(args: argparse.Namespace) -> int:
+    from structpose.predict import write_samples
+
+    written = write_samples(Path(args.store), Path(args.out), count=args.count, frames=args.frames, size=args.size,
+                            seed=args.seed)  # fmt: skip
+    print(f"wrote {len(written)} files into {args.out}: " + ", ".join(p.name for p in written))
+    return 0
+
+
 def cmd_h36m(args: argparse.Namespace) -> int:
     from structpose.data.h36m_import import import_h36m
 
@@ -115,15 +124,72 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _box(text: str) -> tuple[float, float, float, float]:
+    try:
+        x, y, w, h = (float(v) for v in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--box wants x,y,w,h in pixels (e.g. 120,40,200,380), got {text!r}") from err
+    if not (w > 0 and h > 0):
+        raise argparse.ArgumentTypeError(f"--box {text}: w and h must be > 0")
+    return x, y, w, h
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    if args.run:
+        return _predict_run(args)
+    from structpose.errors import InputError
+    from structpose.predict import predict_inputs
+    from structpose.release import load
+
+    if args.model is None:
+        raise InputError("give --model PATH (a model folder written by `structpose export`, or a run folder with "
+                         "--method), or --run RUN for a run's network on person-centred crops")  # fmt: skip
+    if args.onnx:
+        raise InputError("--onnx exports a run's network with --run; to run ONNX, pass --backend onnx with a "
+                         "model folder exported with `structpose export RUN --onnx`")  # fmt: skip
+    model = load(Path(args.model), method=args.method, backend=args.backend, device=args.device)
+    done = predict_inputs(model, [Path(p) for p in args.inputs], Path(args.out), boxes=args.box,
+                          batch_size=args.batch_size, video_format=args.video_format)  # fmt: skip
+    for line in done.problems:
+        print(f"skipped {line}", file=sys.stderr)
+    if done.written:
+        print(f"wrote {len(done.written)} files into {args.out}: " + ", ".join(p.name for p in done.written))
+    return 1 if done.problems else 0
+
+
+def _predict_run(args: argparse.Namespace) -> int:
+    """``--run RUN``: a run's network on person-centred crops, into poses.npz and poses.png (as before)."""
+    from structpose.errors import InputError
     from structpose.predict import predict_images
 
-    out, problems = predict_images(Path(args.run), [Path(p) for p in args.images], Path(args.out),
-                                   model=args.model, onnx=args.onnx)  # fmt: skip
+    if args.box or args.backend != "torch":
+        raise InputError("--run takes person-centred crops with PyTorch; for --box or --backend onnx, pass "
+                         "--model (a folder written by `structpose export`)")  # fmt: skip
+    if args.model not in (None, "ours", "cnn", "ours_noft"):
+        raise InputError(f"with --run, --model is the run's network: ours, cnn or ours_noft, not {args.model!r}")
+    out, problems = predict_images(Path(args.run), [Path(p) for p in args.inputs], Path(args.out),
+                                   model=args.model or "ours", onnx=args.onnx)  # fmt: skip
     for line in problems:
         print(f"skipped {line}", file=sys.stderr)
     print(f"wrote {out / 'poses.npz'} and {out / 'poses.png'}")
     return 1 if problems else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from structpose.release import export_model
+
+    out = export_model(Path(args.run), args.model, Path(args.out) if args.out else None, onnx=args.onnx)
+    print(f"wrote {out} ({', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))})")
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from structpose.view import write_view
+
+    out = write_view(Path(args.src), Path(args.out) if args.out else None, method=args.method,
+                     max_samples=args.max_samples)  # fmt: skip
+    print(f"wrote {out}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,6 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_show)
 
+    p = data.add_parser("samples", help="held-out inputs to try `structpose predict` on: test crops as PNG files "
+                                        "and a short clip of a held-out sequence, with their ground truth")  # fmt: skip
+    p.add_argument("store", help="a dataset directory, e.g. data/synth/quick-v2")
+    p.add_argument("--out", default="samples", help="the folder to write (default ./samples)")
+    p.add_argument("--count", type=int, default=4, help="test crops")
+    p.add_argument("--frames", type=int, default=48, help="frames of the clip at 20 per second (0: no clip)")
+    p.add_argument("--size", type=int, default=128, help="the clip's side, px")
+    p.add_argument("--seed", type=int, default=0, help="draws the clip's sequence, camera and appearance")
+    p.set_defaults(func=cmd_samples)
+
     p = data.add_parser("h36m", help="import the official Human3.6M release (poses, videos, cameras)")
     p.add_argument("--root", required=True, help="folder holding S1, S5, ... as downloaded")
     p.add_argument("--out", required=True, help="dataset directory to write")
@@ -195,13 +271,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-action", action="store_true", help="one model per action, as the paper trained")
     p.set_defaults(func=cmd_reproduce)
 
-    p = sub.add_parser("predict", help="3D poses of your own person crops with a trained run's network")
-    p.add_argument("images", nargs="+", help="image files, each a person-centred crop")
-    p.add_argument("--run", required=True, help="a run folder written by `structpose reproduce`")
-    p.add_argument("--out", default="predictions", help="folder for poses.npz and poses.png")
-    p.add_argument("--model", default="ours", choices=["ours", "cnn"])
-    p.add_argument("--onnx", action="store_true", help="also export the network as ONNX into --out")
+    p = sub.add_parser("predict", help="3D poses of the people in your images and videos, with a trained model")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files (.mp4, .avi, .mov, .mkv, "
+                                                              ".webm, animated .gif)")  # fmt: skip
+    p.add_argument("--model", help="a model folder written by `structpose export` (or a run folder, with "
+                                   "--method); with --run: the run's network, ours (default) or cnn")  # fmt: skip
+    p.add_argument("--method", default="ours", help="the method of a run folder given as --model (ours, cnn, ...)")
+    p.add_argument("--box", type=_box, action="append", metavar="X,Y,W,H",
+                   help="the person's box in pixels (default: each image is a person-centred crop); once for "
+                        "every input, or once per input")  # fmt: skip
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                   help="PyTorch, or onnxruntime on the folder's model.onnx")  # fmt: skip
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
+    p.add_argument("--batch-size", type=int, default=64, help="crops per forward pass")
+    p.add_argument("--video-format", default="mp4", choices=["mp4", "gif"], help="what a video's picture is")
+    p.add_argument("--out", default="predictions", help="the output folder (per image NAME.json and NAME.png, "
+                                                        "per video NAME.json, NAME.npz and NAME.mp4)")  # fmt: skip
+    p.add_argument("--run", help="as before: a run folder of `structpose reproduce`, its network on "
+                                 "person-centred crops, into poses.npz and poses.png")  # fmt: skip
+    p.add_argument("--onnx", action="store_true", help="with --run: also export the network as ONNX into --out")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="a run's trained method as a model folder (model.safetensors + model.json)")
+    p.add_argument("run", help="a run folder of `structpose reproduce` (or one of its seedN/ folders)")
+    p.add_argument("--out", help="the model folder (default RUN/models/METHOD)")
+    p.add_argument("--model", default="ours", help="the method: ours (default), cnn, ours_noft, linkde_knn, ...")
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx (networks only)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("view", help="one self-contained interactive HTML page of predicted (and true) 3D poses")
+    p.add_argument("src", help="a `structpose reproduce` run folder (or its seedN/ or a predictions.npz), or a "
+                               "`structpose predict` output (poses.npz, its folder, or a per-image JSON)")  # fmt: skip
+    p.add_argument("--out", help="the HTML file (default: SRC/view.html for a folder, SRC with .html for a file)")
+    p.add_argument("--method", default="ours", help="the run's method (ours, cnn, linkde, ...) or SET/METHOD, "
+                                                    "e.g. occluded/ours")  # fmt: skip
+    p.add_argument("--max-samples", type=int, default=200, help="show at most this many samples, evenly spaced")
+    p.set_defaults(func=cmd_view)
     return parser
 
 

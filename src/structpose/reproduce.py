@@ -264,10 +264,21 @@ def _run(cfg: ExperimentConfig, run: RunLayout, preset: str, resume: bool, env: 
         human36m=test.shard_attrs[0].get("created_by") == "structpose data h36m",
     )  # fmt: skip
     write_report(run.root, summary)
+    if not per_action:
+        _export(run, cfg)
     if ablations is not None:
         from structpose.ablations import run_ablations
 
         run_ablations(cfg, run, n_seeds=max(3, n_seeds), resume=resume, keys=ablations or None)
+
+
+def _export(run: RunLayout, cfg: ExperimentConfig) -> None:
+    """The run's OURS and CNN networks as released models (``RUN/models/METHOD``: model.json, safetensors)."""
+    from structpose.release import export_model
+
+    for key in ("ours", "cnn"):
+        if key in cfg.methods:
+            export_model(run.root, key, run.model(key))
 
 
 def _results(name: str, ds: PoseImageDataset, evaluations: dict[str, list[Evaluation]]) -> TestSetResults:

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from structpose.files import atomic_path
 from structpose.models.cnn import preprocess
 
 
@@ -42,10 +43,25 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     return model
 
 
-def export_onnx(net: nn.Module, path: str | Path, image_size: int, opset: int = 17) -> Path:
-    """Export ``PosePredictor(net)`` to ONNX: input ``images`` uint8 (B, 3, S, S) with a dynamic batch,
-    output ``poses_mm`` (B, J, 3). Uses the TorchScript-based exporter (the dynamo one needs onnxscript).
-    The file is checked with ``onnx.checker``."""
+def export_onnx(
+    net: nn.Module, path: str | Path, image_size: int, opset: int = 17, metadata: dict[str, str] | None = None
+) -> Path:
+    """Export ``PosePredictor(net)`` to ONNX, written atomically (see :func:`structpose.files.atomic_path`).
+
+    Input ``images``: uint8 (B, 3, S, S), dynamic batch B, the crops as they are (the centre crop and the
+    per-channel normalisation are inside the graph); output ``poses_mm``: (B, J, 3) float32, mm. Uses the
+    TorchScript-based exporter (the dynamo one needs onnxscript). The file is checked with ``onnx.checker``.
+
+    Args:
+        net: a pose network (``StructuredNet``, ``DirectCNN``, ...), on any device.
+        path: the ``.onnx`` file.
+        image_size: S, px.
+        opset: the ONNX opset.
+        metadata: ``metadata_props`` to store in the model (e.g. the model id, units, joint names).
+
+    Returns:
+        ``path``.
+    """
     import onnx
 
     path = Path(path)
@@ -53,10 +69,16 @@ def export_onnx(net: nn.Module, path: str | Path, image_size: int, opset: int = 
     predictor = PosePredictor(net).eval()
     device = next(net.parameters()).device
     example = torch.zeros(2, 3, image_size, image_size, dtype=torch.uint8, device=device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning, UserWarning, torch.jit.TracerWarning))
-        torch.onnx.export(predictor, (example,), str(path), dynamo=False, opset_version=opset,
-                          input_names=["images"], output_names=["poses_mm"],
-                          dynamic_axes={"images": {0: "batch"}, "poses_mm": {0: "batch"}})  # fmt: skip
-    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning, UserWarning, torch.jit.TracerWarning))
+            torch.onnx.export(predictor, (example,), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=["images"], output_names=["poses_mm"],
+                              dynamic_axes={"images": {0: "batch"}, "poses_mm": {0: "batch"}})  # fmt: skip
+        model = onnx.load(str(tmp))
+        for key, value in (metadata or {}).items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = str(key), str(value)
+        onnx.checker.check_model(model, full_check=True)
+        onnx.save(model, str(tmp))
     return path
