@@ -267,3 +267,15 @@ def test_render_poses_refuses_what_it_cannot_render(bandai_bvh: Path, tmp_path: 
     (tmp_path / "sharded" / "test-00000-of-00002.h5").write_bytes(b"")
     with pytest.raises(InputError, match="holds shards"):
         render_poses(poses, tmp_path / "sharded", progress=False)
+
+
+def test_data_own_renders_a_users_file_from_the_command_line(bandai_bvh: Path, tmp_path: Path, capsys) -> None:
+    from structpose.cli import main
+
+    out = tmp_path / "own"
+    assert main(["data", "own", str(bandai_bvh), "--out", str(out), "--size", "32", "--workers", "1"]) == 0
+    test = PoseImageDataset(out, "test")
+    assert len(test) == len(read_mocap(bandai_bvh, fps=20.0)) and set(test.action.astype(str)) == {"own"}
+    assert "rig bandai" in capsys.readouterr().out
+    assert main(["data", "own", str(tmp_path / "missing.bvh"), "--out", str(out)]) == 1  # one line, no traceback
+    assert "missing.bvh" in capsys.readouterr().err

@@ -66,6 +66,18 @@ def cmd_mocap(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_own(args: argparse.Namespace) -> int:
+    from structpose.data import read_mocap, render_poses
+
+    take = read_mocap(args.file, rig=args.rig, fps=args.fps, amc=args.amc, source_fps=args.source_fps)
+    name = take.path.stem
+    path = render_poses(take.poses, args.out, split=args.split, size=args.size, seed=args.seed,
+                        subject=args.subject or name, action=args.action, sequence=name,
+                        source=f"{take.path} (rig {take.rig}, {take.fps:g} Hz)", workers=args.workers)  # fmt: skip
+    print(f"{path}: {len(take)} poses of {take.path} (rig {take.rig}, {take.fps:g} Hz)")
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from structpose.data.show import show_store
 
@@ -221,6 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", default="cmu,bandai")
     p.add_argument("--fps", type=float, default=20.0)
     p.set_defaults(func=cmd_mocap)
+
+    p = data.add_parser("own", help="render your own mocap file (.bvh, or .asf + --amc) as a test split")
+    p.add_argument("file", type=Path, help="a .bvh file, or an .asf skeleton (then --amc)")
+    p.add_argument("--out", type=Path, required=True, help="dataset directory (receives SPLIT.h5)")
+    p.add_argument("--amc", type=Path, help="the .amc motion of an .asf skeleton")
+    p.add_argument("--rig", help="cmu, bandai, cmu_daz, cmu_max, cmu_asf, cmu_amc2bvh (default: detected)")
+    p.add_argument("--fps", type=float, default=20.0, help="resample to this rate (Hz; the pose library's is 20)")
+    p.add_argument("--source-fps", type=float, help="the file's true rate, where its header is wrong")
+    p.add_argument("--split", default="test", choices=["test", "train", "unseen"])
+    p.add_argument("--size", type=int, default=64, help="crop side in pixels (the trained network's input size)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--subject", help="subject label (default: the file's name)")
+    p.add_argument("--action", default="own", help="action label (reports group by it)")
+    p.add_argument("--workers", type=int, default=2, help="render processes")
+    p.set_defaults(func=cmd_own)
 
     p = data.add_parser("show", help="PNG grid of samples with their 2D skeletons and one 3D pose")
     p.add_argument("path", help="dataset directory or one .h5 file")
