@@ -26,6 +26,8 @@ candidate set), as the other stages log it; ``val/mpjpe_avg_mm`` (the default ``
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -36,9 +38,10 @@ from structpose.train.base import StageModule, mpjpe_mm
 
 
 def _rowwise_score(image_emb: torch.Tensor, pose_emb: torch.Tensor) -> torch.Tensor:
-    """``s(x_b, y_b)`` of paired embeddings (B, E), (B, E) -> (B,), float32, autocast off."""
+    """``s(x_b, y_b)`` of paired embeddings (B, E), (B, E) -> (B,), float32, autocast off: the diagonal of
+    :meth:`StructNet.score`."""
     with torch.autocast(image_emb.device.type, enabled=False):
-        return (image_emb.float() * pose_emb.float()).sum(1)
+        return (image_emb.float() * pose_emb.float()).sum(1) / math.sqrt(image_emb.shape[1])
 
 
 class StructNetModule(StageModule):
