@@ -47,7 +47,7 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
         assert card["method"]["key"] == key and card["metrics"]["sets"]["test"]["mean_over_actions"]["mpjpe"] > 0
     released = structpose.load(run / "models" / "ours")
     results = json.loads((run / "results.json").read_text())
-    assert {"ours", "cnn", "linkde_knn", "mean_pose", "oracle"} <= set(results["test"]["methods"])
+    assert {"ours", "cnn", "linkde", "linkde_knn", "mean_pose", "oracle"} <= set(results["test"]["methods"])
     saved = np.load(run / "seed0" / "predictions.npz")
     preds = {k.split("/")[1]: saved[k] for k in saved.files if k.startswith("test/")}
     assert preds["ours"].shape == (48, 17, 3) and np.isfinite(preds["ours"]).all()
@@ -84,7 +84,7 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
     # the main run's, reused; seed 1 is trained)
     assert main(["reproduce", "--preset", "tiny", "--out", "run", "--resume", "--ablations", "preset"]) == 0
     again = np.load(run / "seed0" / "predictions.npz")
-    for key in ("linkde_knn", "cnn", "structnet_max", "structnet_avg", "ours"):  # every model reloaded, none retrained
+    for key in ("linkde", "linkde_knn", "cnn", "structnet_max", "structnet_avg", "ours"):  # every model reloaded, none retrained
         # bit-exact is sound: the same weights (float32 files), batch size (256) or LinKDE chunk, memory
         # format and thread count as in the first run, so the same kernels
         np.testing.assert_array_equal(again[f"test/{key}"], preds[key])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 
@@ -12,8 +13,22 @@ from safetensors.numpy import load_file, save_file
 
 from structpose.errors import ConfigError, FormatError, InputError
 from structpose.metrics import mpjpe
-from structpose.models.features import default_cell, hog, hog_dim
-from structpose.models.linkde import LinKDE, LinKDEConfig, RandomFourierFeatures, median_gamma, select_config
+from structpose.models.features import default_cell, hog, hog_dim, hog_histograms, l1_histograms
+from structpose.models.linkde import (
+    IONESCU,
+    KNN,
+    VARIANTS,
+    Chi2FeatureMap,
+    LinKDE,
+    LinKDEConfig,
+    PoseObjective,
+    RandomFourierFeatures,
+    chi2_distance,
+    lbfgs_preimage,
+    median_gamma,
+    preimage_objective,
+    select_config,
+)
 from structpose.skeleton import root_relative
 
 # ------------------------------------------------------------------------------------------------ HOG
@@ -261,3 +276,213 @@ def test_select_config_picks_the_lowest_validation_error(toy):
     errors = [e for _, e in scores]
     assert errors[1] < errors[0]  # a far too wide pose kernel cannot tell poses apart
     assert best.output_gamma_factor == 1.0 and best.input_features == CONFIG.input_features
+
+
+# ------------------------------------------------------------------------- exp-chi2 LinKDE (Ionescu)
+
+
+def _histograms(n: int, dim: int, seed: int) -> torch.Tensor:
+    """(n, dim) float64 L1-normalised histograms: uniform and sparse Dirichlet(0.3) rows, half each."""
+    rng = np.random.default_rng(seed)
+    rows = np.concatenate([rng.uniform(size=(n - n // 2, dim)), rng.dirichlet(np.full(dim, 0.3), n // 2)])
+    return torch.from_numpy(rows / rows.sum(1, keepdims=True))
+
+
+def test_l1_histograms_normalise_hog_and_refuse_negative_entries():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
+    images[2] = 77  # a constant image: an all-zero descriptor stays all-zero
+    out = hog_histograms(images)
+    assert out.shape == (3, hog_dim(64)) and out.dtype == np.float32
+    np.testing.assert_allclose(out[:2].sum(1), 1.0, rtol=1e-5)
+    assert not out[2].any()
+    np.testing.assert_allclose(l1_histograms(out), out, rtol=1e-6)  # idempotent
+    with pytest.raises(InputError, match=r"non-negative: entry \(1, 2\) is -0.5"):
+        l1_histograms(np.array([[1.0, 2.0, 0.0], [0.0, 1.0, -0.5]]))
+
+
+def test_chi2_distance_is_the_additive_kernel_metric():
+    # exact identities: chi2(a, b) = K(a, a) + K(b, b) - 2 K(a, b) with K(a, a) = sum(a); for L1-normalised
+    # histograms chi2 = 2 - 2 K, so chi2 lies in [0, 2]
+    h = _histograms(12, 30, seed=0)
+    h[0, :5] = 0  # empty bins: 0/0 counts 0
+    a, b = h[:, None], h[None]
+    kernel = torch.where(a + b > 0, 2 * a * b / (a + b).clamp(min=1e-300), 0.0).sum(-1)
+    chi2 = chi2_distance(h, h)
+    np.testing.assert_allclose(chi2, h.sum(1)[:, None] + h.sum(1) - 2 * kernel, rtol=0, atol=1e-12)
+    h[0] /= h[0].sum()
+    kernel = torch.where(a + b > 0, 2 * a * b / (a + b).clamp(min=1e-300), 0.0).sum(-1)
+    chi2 = chi2_distance(h, h)
+    np.testing.assert_allclose(chi2, 2 - 2 * kernel, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(chi2.diagonal(), 0, atol=1e-15)
+    assert float(chi2.max()) <= 2
+
+
+@pytest.mark.parametrize(("steps", "worst", "mean"), [(1, 0.12, 0.03), (2, 0.03, 0.007), (3, 0.015, 0.004)])
+def test_chi2_map_squared_distance_approximates_the_chi2_distance(steps, worst, mean):
+    # Relative error of ||psi(a) - psi(b)||^2 against chi2(a, b) over the 1225 pairs, measured (default
+    # periods; max / mean): n = 1: 10% / 2.6%, n = 2: 2.5% / 0.6%, n = 3: 1.2% / 0.3%. The sparse Dirichlet
+    # rows of 40 bins are a hard case (bins of very different sizes); on L1-normalised HOG of synthetic
+    # crops the worst errors are 1.2%, 0.6%, 0.5%. The map samples the spectrum of the chi2 kernel at
+    # 2n+1 points, so the error falls with n.
+    h = _histograms(50, 40, seed=1)
+    period = LinKDEConfig(chi2_steps=steps).period
+    psi = Chi2FeatureMap(steps, period)(h)
+    assert psi.shape == (50, 40 * (2 * steps + 1))
+    iu = torch.triu_indices(50, 50, offset=1).unbind()
+    error = (torch.cdist(psi, psi).square()[iu] / chi2_distance(h, h)[iu] - 1).abs()
+    assert float(error.max()) < worst and float(error.mean()) < mean
+    # exact: cos^2 + sin^2 = 1, so ||psi(a)||^2 = L (1 + 2 sum_j sech(pi j L)) sum(a), the kernel's estimate
+    # of K(a, a) = sum(a) = 1 (biased; the biases cancel in the distance)
+    norm = period * (1 + 2 * sum(1 / math.cosh(math.pi * j * period) for j in range(1, steps + 1)))
+    np.testing.assert_allclose(psi.square().sum(1), norm, rtol=1e-12)
+
+
+def test_exp_chi2_random_features_approximate_the_exact_kernel():
+    # phi_x = Gaussian random Fourier features on the chi2 map psi: phi(a) . phi(b) estimates
+    # exp(-gamma ||psi(a) - psi(b)||^2) ~ exp(-gamma chi2(a, b)). Per Gram entry the estimator is a mean of
+    # d terms 2 cos(w.a + b) cos(w.b + b) = cos(w.(a - b)) + cos(w.(a + b) + 2 b), of variance
+    # 1/2 (1 + k(2 delta)) - k^2 + 1/2 <= 1: std <= 1/sqrt(d) = 0.0071 at d = 20000, mean |error| <= 0.8 std =
+    # 0.0057; the chi2 map (n = 3) adds a bias of 0.001 on average (0.0024 at most, measured against the
+    # exact map). Measured: mean |error| 0.0057 (max 0.024) at 20000 features, 0.0154 at 2000 (ratio 2.7,
+    # ~ sqrt(10) = 3.2 less the bias floor: the Monte Carlo error dominates).
+    h = _histograms(50, 40, seed=2)
+    chi2 = chi2_distance(h, h)
+    gamma = 1.0 / float(chi2.median())
+    exact = torch.exp(-gamma * chi2)
+    chi2_map = Chi2FeatureMap(3, LinKDEConfig(chi2_steps=3).period)
+    errors = {}
+    for d in (2000, 20000):
+        rff = RandomFourierFeatures.sample(40 * 7, d, gamma, torch.Generator().manual_seed(0))
+        phi = rff.from_projection(chi2_map.project(h, rff._float64[0]))
+        errors[d] = (phi @ phi.T - exact).abs()
+    assert float(errors[20000].mean()) < 0.008 and float(errors[20000].max()) < 0.04  # ~ 5.6 std
+    assert float(errors[2000].mean()) > 2 * float(errors[20000].mean())  # ~ 1/sqrt(d)
+    assert float(exact.min()) < 0.3  # near and far pairs
+
+
+CHI2_CONFIG = replace(CONFIG, input_kernel="exp_chi2", preimage="optimise")
+
+
+@pytest.fixture(scope="module")
+def chi2_toy(toy) -> dict[str, np.ndarray]:
+    """The toy problem with non-negative features (``exp`` of the toy's), which LinKDE L1-normalises."""
+    return {**toy, "x_train": np.exp(2 * toy["x_train"]), "x_test": np.exp(2 * toy["x_test"])}
+
+
+@pytest.fixture(scope="module")
+def chi2_fitted(chi2_toy) -> LinKDE:
+    return LinKDE(CHI2_CONFIG).fit(chi2_toy["x_train"], chi2_toy["y_train"])
+
+
+def test_pose_objective_gradient_matches_autograd(chi2_fitted, chi2_toy):
+    phi_hat = chi2_fitted.predict_features(chi2_toy["x_test"][:6]).double()
+    free = torch.from_numpy(chi2_toy["y_test"][:6].reshape(6, -1)[:, 3:]).double() + 20.0
+    f, g = PoseObjective(chi2_fitted.phi_y, phi_hat)(free, torch.arange(6))
+    free.requires_grad_(True)
+    poses = torch.cat([torch.zeros(6, 3, dtype=torch.float64), free], 1)
+    phi = torch.cos(poses @ chi2_fitted.phi_y._float64[0] + chi2_fitted.phi_y._float64[1]) * chi2_fitted.phi_y.scale
+    (phi - phi_hat).square().sum().backward()
+    np.testing.assert_allclose(f, (phi - phi_hat).square().sum(1).detach(), rtol=1e-12)
+    np.testing.assert_allclose(g, free.grad, rtol=1e-9, atol=1e-15)
+
+
+def test_preimage_optimisation_never_raises_the_objective(chi2_fitted, chi2_toy):
+    phi_hat = chi2_fitted.predict_features(chi2_toy["x_test"]).double()
+    start = chi2_fitted.train_poses[chi2_fitted.nearest_candidates(phi_hat, 2)].reshape(-1, 51).double()
+    target = phi_hat.repeat_interleave(2, 0)
+    fun = PoseObjective(chi2_fitted.phi_y, target)
+    f0 = fun(start[:, 3:], torch.arange(len(start)))[0]
+    end, f = lbfgs_preimage(fun, start[:, 3:], steps=30, h0=1 / (4 * chi2_fitted.output_gamma))
+    # monotone by construction (only steps that pass the Armijo test are taken): <= exactly
+    assert bool((f <= f0).all()) and float((f < f0).float().mean()) > 0.9
+    # f is the objective at the end points (recomputed in a batch of another shape: rounding may differ)
+    np.testing.assert_allclose(f, fun(end, torch.arange(len(end)))[0], rtol=1e-14)
+    np.testing.assert_allclose(preimage_objective(chi2_fitted.phi_y, start, target), f0, rtol=1e-12)
+    # the target of a training pose's own (float64) phi_y: that pose is a global minimum (f = 0 and a zero
+    # gradient, up to float64 rounding), where the optimiser does not move beyond float32 resolution
+    index = torch.tensor([0, 17, 399])
+    own = chi2_fitted.phi_y(chi2_fitted.train_poses[index], torch.float64)
+    poses, value = chi2_fitted.optimise_preimage(own)
+    assert torch.equal(poses, chi2_fitted.train_poses[index]) and float(value.max()) < 1e-25
+
+
+def test_optimised_preimage_beats_its_starting_candidate_on_a_toy_problem(chi2_toy, chi2_fitted):
+    pred = chi2_fitted.predict(chi2_toy["x_test"])
+    assert pred.shape == chi2_toy["y_test"].shape and pred.dtype == np.float32
+    np.testing.assert_array_equal(pred[:, 0], 0)  # root-relative
+    best = LinKDE(replace(CHI2_CONFIG, preimage="best")).load_state_dict(chi2_fitted.state_dict())
+    start = best.predict(chi2_toy["x_test"])
+    flat = torch.from_numpy(pred.reshape(len(pred), -1))
+    phi_hat = chi2_fitted.predict_features(chi2_toy["x_test"])
+    # never a higher objective than the best candidate (one of its starts): exact up to the float32 poses
+    objective = preimage_objective(chi2_fitted.phi_y, flat, phi_hat)
+    start_objective = preimage_objective(chi2_fitted.phi_y, torch.from_numpy(start.reshape(len(pred), -1)), phi_hat)
+    assert bool((objective <= start_objective + 1e-9).all())
+    # measured: 111 mm against 190 mm for the best candidate (159 mm for the 8-NN mean, 634 mm for the mean
+    # training pose); both starts of a query (best candidate, pose regression) end at the same point here,
+    # within 0.04 mm: a single basin
+    mean_pose = np.broadcast_to(root_relative(chi2_toy["y_train"]).mean(0), pred.shape).copy()
+    assert mpjpe(pred, chi2_toy["y_test"]) < 0.9 * mpjpe(start, chi2_toy["y_test"])
+    assert mpjpe(pred, chi2_toy["y_test"]) < 0.5 * mpjpe(mean_pose, chi2_toy["y_test"])
+
+
+def test_exp_chi2_state_round_trip_through_safetensors(chi2_fitted, chi2_toy, tmp_path):
+    state = chi2_fitted.state_dict()
+    assert {"chi2_map", "krr_weight", "krr_bias"} <= set(state) and "feature_mean" not in state
+    assert state["input_omega"].shape == (64 * 3, CHI2_CONFIG.input_features)
+    save_file(state, str(tmp_path / "linkde.safetensors"))
+    loaded = LinKDE(CHI2_CONFIG).load_state_dict(load_file(str(tmp_path / "linkde.safetensors")))
+    # bit-exact: the model keeps in float32 what it stores (weights, omegas, the chi2 period) and rounds the
+    # pose kernel width to float32 where the pre-image's initial step uses it, so both run the same numbers
+    np.testing.assert_array_equal(loaded.predict(chi2_toy["x_test"]), chi2_fitted.predict(chi2_toy["x_test"]))
+    # the saved kernel kind is checked against the config
+    with pytest.raises(FormatError, match="input_kernel 'exp_chi2'.*says 'gaussian'"):
+        LinKDE(replace(CHI2_CONFIG, input_kernel="gaussian")).load_state_dict(state)
+    with pytest.raises(FormatError, match="chi2_map"):
+        LinKDE(replace(CHI2_CONFIG, chi2_period=0.5)).load_state_dict(state)
+    old = {k: v for k, v in state.items() if not k.startswith("krr")}  # saved before the KRR start existed
+    LinKDE(replace(CHI2_CONFIG, preimage="knn")).load_state_dict(old)
+    with pytest.raises(FormatError, match="keys"):
+        LinKDE(CHI2_CONFIG).load_state_dict(old)
+
+
+def test_exp_chi2_refuses_negative_histograms(chi2_toy, chi2_fitted):
+    x = chi2_toy["x_train"].copy()
+    x[3, 5] = -0.25
+    with pytest.raises(InputError, match=r"non-negative histograms.*-0.25 at row 3, column 5"):
+        LinKDE(CHI2_CONFIG).fit(x, chi2_toy["y_train"])
+    with pytest.raises(InputError, match="non-negative"):
+        chi2_fitted.predict(x[:10])
+    x[3, 5] = np.nan
+    with pytest.raises(InputError, match="negative or NaN"):
+        chi2_fitted.predict(x[:10])
+    with pytest.raises(ConfigError, match="input_kernel"):
+        LinKDEConfig(input_kernel="chi2")
+    with pytest.raises(ConfigError, match="preimage"):
+        LinKDEConfig(preimage="mean")
+    with pytest.raises(ConfigError, match="chi2_period"):
+        LinKDEConfig(chi2_steps=5)
+
+
+def test_the_two_variants():
+    assert VARIANTS == {"linkde": IONESCU, "linkde_knn": KNN}
+    assert (IONESCU.input_kernel, IONESCU.preimage, IONESCU.preimage_krr_start) == ("exp_chi2", "optimise", True)
+    assert (KNN.input_kernel, KNN.preimage, KNN.knn) == ("gaussian", "knn", 8)
+    assert KNN == LinKDEConfig()  # the defaults: configs saved before the exp-chi2 kernel load as before
+
+
+def test_nested_selection_scores_are_those_of_plain_fits(chi2_toy):
+    x_val, y_val = _toy(60, seed=2)
+    x_val = np.exp(2 * x_val)
+    base = replace(CHI2_CONFIG, input_features=300, output_features=300)
+    grid = {"ridge": (1e-5,), "preimage_steps": (0, 20), "output_gamma_factor": (1.0, 2.0),
+            "input_gamma_factor": (1.0, 2.0)}  # fmt: skip
+    best, scores = select_config(chi2_toy["x_train"], chi2_toy["y_train"], x_val, y_val, base=base, grid=grid,
+                                 max_train=400)  # fmt: skip
+    assert [s for s, _ in scores] == [dict(zip(grid, v, strict=True)) for v in itertools.product(*grid.values())]
+    truth = root_relative(y_val)
+    for setting, score in scores:  # max_train >= N: the subset is the whole training set, in order
+        model = LinKDE(replace(base, **setting)).fit(chi2_toy["x_train"], chi2_toy["y_train"])
+        assert score == mpjpe(model.predict(x_val), truth), setting  # the same computations, so equal
+    assert best == replace(base, **min(scores, key=lambda item: item[1])[0])

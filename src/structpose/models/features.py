@@ -114,3 +114,30 @@ def hog(images: np.ndarray, cell: int | None = None, bins: int = 9) -> np.ndarra
             magnitude, angle = _gradients(batch)
             out[start : start + chunk] = _blocks_l2hys(_cell_histograms(magnitude, angle, cell, bins)).numpy()
     return out
+
+
+def l1_histograms(descriptors: np.ndarray) -> np.ndarray:
+    """Each row of non-negative ``descriptors`` (N, D) divided by its sum: L1-normalised histograms.
+
+    :func:`hog`'s blocks are L2-Hys normalised magnitude histograms, hence non-negative, so dividing the whole
+    descriptor by its sum makes it a histogram over its ``D`` (block, cell, bin) entries, what the
+    exponentiated chi-squared kernel of :mod:`structpose.models.linkde` expects. The sum is taken in float64;
+    an all-zero row (a constant image) stays all-zero. Returns (N, D) float32.
+
+    Raises:
+        InputError: ``descriptors`` is not 2-D, or has a negative or NaN entry.
+    """
+    x = np.asarray(descriptors, dtype=np.float64)
+    if x.ndim != 2:
+        raise InputError(f"expected descriptors (N, D), got shape {x.shape}")
+    if not (x >= 0).all():
+        bad = np.argwhere(~(x >= 0))[0]
+        raise InputError(f"histograms must be non-negative: entry {tuple(int(i) for i in bad)} is {x[tuple(bad)]}")
+    total = x.sum(1, keepdims=True)
+    return np.divide(x, total, out=np.zeros_like(x), where=total > 0).astype(np.float32)
+
+
+def hog_histograms(images: np.ndarray, cell: int | None = None, bins: int = 9) -> np.ndarray:
+    """:func:`hog` descriptors of ``images`` (N, S, S, 3) uint8 as L1-normalised histograms (N, D) float32
+    (:func:`l1_histograms`)."""
+    return l1_histograms(hog(images, cell=cell, bins=bins))

@@ -30,7 +30,9 @@ Precision = Literal["32", "bf16-mixed"]
 
 PRESET_PACKAGE = "structpose.configs"
 #: what a run trains unless ``methods`` says otherwise: every method of Table 1
-DEFAULT_METHODS: tuple[str, ...] = ("linkde_knn", "cnn", "structnet_max", "structnet_avg", "ours_noft", "ours")
+DEFAULT_METHODS: tuple[str, ...] = (
+    "linkde", "linkde_knn", "cnn", "structnet_max", "structnet_avg", "ours_noft", "ours",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from structpose.files import atomic_path, write_text
-from structpose.models.linkde import LinKDE, LinKDEConfig, select_config
+from structpose.models.linkde import VARIANTS, LinKDE, select_config
 from structpose.train.config import ExperimentConfig
 from structpose.train.data import Splits
 from structpose.train.layout import SeedLayout, resume_or_fit
 from structpose.train.methods import METHODS, HogMethod, load_linkde
 
-#: method key -> the base configuration of that variant (the kernel widths and ridge are chosen on validation)
-VARIANTS: dict[str, LinKDEConfig] = {
-    "linkde_knn": LinKDEConfig(),
-}
+__all__ = ["VARIANTS", "fit_linkde"]  # VARIANTS: method key -> its base config (models.linkde)
 
 
 def fit_linkde(cfg: ExperimentConfig, splits: Splits, folder: SeedLayout, resume: bool, key: str) -> HogMethod:
