@@ -84,7 +84,8 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
     # the main run's, reused; seed 1 is trained)
     assert main(["reproduce", "--preset", "tiny", "--out", "run", "--resume", "--ablations", "preset"]) == 0
     again = np.load(run / "seed0" / "predictions.npz")
-    for key in ("linkde", "linkde_knn", "cnn", "structnet_max", "structnet_avg", "ours"):  # every model reloaded, none retrained
+    # every model reloaded, none retrained
+    for key in ("linkde", "linkde_knn", "cnn", "structnet_max", "structnet_avg", "ours"):
         # bit-exact is sound: the same weights (float32 files), batch size (256) or LinKDE chunk, memory
         # format and thread count as in the first run, so the same kernels
         np.testing.assert_array_equal(again[f"test/{key}"], preds[key])
