@@ -9,8 +9,21 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: setup test test-portability reproduce lint
+# The offline 2D detector (structpose.detect): mediapipe 0.10.21 needs numpy<2 and protobuf<5, so it gets a venv
+# of its own, run as a subprocess. DETECT_PYTHON: a Python that mediapipe 0.10.21 has wheels for (3.9-3.12).
+DETECT_VENV ?= .venv-detect
+DETECT_PYTHON ?= python3
+
+$(DETECT_VENV)/.installed:
+	$(DETECT_PYTHON) -m venv $(DETECT_VENV)
+	$(DETECT_VENV)/bin/pip install -q --upgrade pip
+	$(DETECT_VENV)/bin/pip install -q mediapipe==0.10.21 scikit-image==0.26.0
+	touch $@
+
+.PHONY: setup test test-portability reproduce lint detector
 setup: $(VENV)/.installed
+
+detector: $(DETECT_VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benches
