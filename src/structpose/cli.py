@@ -120,6 +120,8 @@ def cmd_h36m_poses(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    if args.input == "keypoints2d":
+        return _reproduce_lift(args)
     from structpose.reproduce import reproduce
 
     run_dir = reproduce(
@@ -132,6 +134,19 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         per_action=args.per_action,
     )
+    print(f"report: {run_dir / 'report.md'}")
+    return 0
+
+
+def _reproduce_lift(args: argparse.Namespace) -> int:
+    """``reproduce --input keypoints2d``: the lifting experiment (:mod:`structpose.lift.run`)."""
+    from structpose.errors import InputError
+    from structpose.lift.run import reproduce_lift
+
+    if args.data or args.ablations is not None or args.per_action:
+        raise InputError("--input keypoints2d trains on the pose library's views: --data, --ablations and "
+                         "--per-action are for the image experiment")  # fmt: skip
+    run_dir = reproduce_lift(args.preset, Path(args.out) if args.out else None, args.set, args.resume, args.seeds)
     print(f"report: {run_dir / 'report.md'}")
     return 0
 
@@ -153,15 +168,45 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from structpose.predict import predict_inputs
     from structpose.release import load
 
-    if args.model is None:
-        raise InputError("give --model PATH (a model folder written by `structpose export`, or a run folder with "
-                         "--method), or --run RUN for a run's network on person-centred crops")  # fmt: skip
     if args.onnx:
         raise InputError("--onnx exports a run's network with --run; to run ONNX, pass --backend onnx with a "
                          "model folder exported with `structpose export RUN --onnx`")  # fmt: skip
-    model = load(Path(args.model), method=args.method, backend=args.backend, device=args.device)
+    model = load(Path(args.model) if args.model else _shipped_lifter(), method=args.method, backend=args.backend,
+                 device=args.device)  # fmt: skip
+    if model.card["input"].get("kind") == "keypoints2d":
+        return _predict_lifted(model, args)
     done = predict_inputs(model, [Path(p) for p in args.inputs], Path(args.out), boxes=args.box,
                           batch_size=args.batch_size, video_format=args.video_format)  # fmt: skip
+    for line in done.problems:
+        print(f"skipped {line}", file=sys.stderr)
+    if done.written:
+        print(f"wrote {len(done.written)} files into {args.out}: " + ", ".join(p.name for p in done.written))
+    return 1 if done.problems else 0
+
+
+def _shipped_lifter() -> Path:
+    """The lifter inside the package (``structpose/assets/lifter``): ``predict`` without ``--model``."""
+    from importlib import resources
+
+    from structpose.errors import InputError
+
+    folder = Path(str(resources.files("structpose.assets") / "lifter"))
+    if not (folder / "model.json").is_file():
+        raise InputError("this installation ships no default lifter: give --model PATH (a model folder written by "
+                         "`structpose export`, or a run folder with --method)")  # fmt: skip
+    return folder
+
+
+def _predict_lifted(model, args: argparse.Namespace) -> int:
+    """A lifter: detect the 2D keypoints of each photo or video frame (or read a keypoint JSON), lift them."""
+    from structpose.lift.photo import predict_lifted
+
+    if args.box:
+        from structpose.errors import InputError
+
+        raise InputError("--box is for image models; a lifter finds the person with the detector")
+    done = predict_lifted(model, [Path(p) for p in args.inputs], Path(args.out), python=args.detector_python,
+                          video_format=args.video_format)  # fmt: skip
     for line in done.problems:
         print(f"skipped {line}", file=sys.stderr)
     if done.written:
@@ -188,6 +233,12 @@ def _predict_run(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.model.startswith("lift_"):
+        from structpose.lift.release import export_lifter
+
+        out = export_lifter(Path(args.run), args.model, Path(args.out) if args.out else None, half=args.half)
+        print(f"wrote {out} ({', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))})")
+        return 0
     from structpose.release import export_model
 
     out = export_model(Path(args.run), args.model, Path(args.out) if args.out else None, onnx=args.onnx)
@@ -296,13 +347,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "preset,ae2,width500,lam0,lam1,sigma0,data5,data20")  # fmt: skip
     p.add_argument("--seeds", type=int, default=None, help="number of seeds per model (spread reported)")
     p.add_argument("--per-action", action="store_true", help="one model per action, as the paper trained")
+    p.add_argument("--input", default="images", choices=["images", "keypoints2d"],
+                   help="images (the paper's experiment) or keypoints2d (lifting 2D keypoints through the pose "
+                        "prior; presets quick, tiny of structpose/configs/lift)")  # fmt: skip
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("predict", help="3D poses of the people in your images and videos, with a trained model")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files (.mp4, .avi, .mov, .mkv, "
                                                               ".webm, animated .gif)")  # fmt: skip
     p.add_argument("--model", help="a model folder written by `structpose export` (or a run folder, with "
-                                   "--method); with --run: the run's network, ours (default) or cnn")  # fmt: skip
+                                   "--method); default: the lifter shipped in the package (photos and videos "
+                                   "of real people, through the 2D detector); with --run: the run's network, "
+                                   "ours (default) or cnn")  # fmt: skip
     p.add_argument("--method", default="ours", help="the method of a run folder given as --model (ours, cnn, ...)")
     p.add_argument("--box", type=_box, action="append", metavar="X,Y,W,H",
                    help="the person's box in pixels (default: each image is a person-centred crop); once for "
@@ -317,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="as before: a run folder of `structpose reproduce`, its network on "
                                  "person-centred crops, into poses.npz and poses.png")  # fmt: skip
     p.add_argument("--onnx", action="store_true", help="with --run: also export the network as ONNX into --out")
+    p.add_argument("--detector-python", help="with a lifter: the Python that runs the 2D detector (default: "
+                                             "$STRUCTPOSE_DETECTOR_PYTHON, .venv-detect/, or this one if it "
+                                             "has mediapipe; `make detector` makes .venv-detect)")  # fmt: skip
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="a run's trained method as a model folder (model.safetensors + model.json)")
@@ -324,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="the model folder (default RUN/models/METHOD)")
     p.add_argument("--model", default="ours", help="the method: ours (default), cnn, ours_noft, linkde_knn, ...")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx (networks only)")
+    p.add_argument("--half", action="store_true", help="lifters (lift_ours, lift_direct): float16 weights")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("view", help="one self-contained interactive HTML page of predicted (and true) 3D poses")

@@ -411,6 +411,10 @@ def load(path: str | Path, method: str = "ours", backend: str = "torch", device:
     folder = path.parent if path.name == MODEL_JSON else path
     if (folder / MODEL_JSON).is_file():
         card = read_card(folder)
+        if card["input"].get("kind") == "keypoints2d":  # a lifter (structpose.lift.release): 2D keypoints in
+            from structpose.lift.release import load_lifter
+
+            return load_lifter(folder, card)
         chosen = _onnx_backend(folder, card) if backend == "onnx" else _torch_released(folder, card)
         return PoseModel(card, chosen, folder, device)
     if not folder.exists():

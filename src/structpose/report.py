@@ -123,7 +123,7 @@ def table2(results: dict[str, list[Evaluation]]) -> str:
 
 
 def compare(results: dict[str, list[Evaluation]], a: str, b: str, sequences: np.ndarray, actions: np.ndarray,
-            n_boot: int = 2000) -> dict:  # fmt: skip
+            n_boot: int = 2000, names: dict[str, str] | None = None) -> dict:  # fmt: skip
     """Paired comparison "A − B" of the mean-over-actions MPJPE: over seeds (t CI) and over test sequences
     within seeds (bootstrap CI), as plain numbers plus the sentence that says whether it is resolved.
 
@@ -133,7 +133,9 @@ def compare(results: dict[str, list[Evaluation]], a: str, b: str, sequences: np.
         sequences: (N,) the test sequence of each frame (the bootstrap resamples whole sequences).
         actions: (N,) the action of each frame (the metric is per action, then the mean over actions).
         n_boot: bootstrap replicates.
+        names: display names of the methods in the sentence (default :data:`METHOD_NAMES`).
     """
+    names = METHOD_NAMES if names is None else names
     seeds = paired_over_seeds([ev.mean["mpjpe"] for ev in results[a]], [ev.mean["mpjpe"] for ev in results[b]])
     boot = bootstrap_paired(np.stack([ev.errors["mpjpe"] for ev in results[a]]),
                             np.stack([ev.errors["mpjpe"] for ev in results[b]]), sequences, actions,
@@ -141,7 +143,7 @@ def compare(results: dict[str, list[Evaluation]], a: str, b: str, sequences: np.
     return {"a": a, "b": b, "per_seed": list(seeds.per_seed), "mean": seeds.mean,
             "ci_seeds": [seeds.ci_low, seeds.ci_high], "ci_bootstrap": [boot.ci_low, boot.ci_high],
             "resolved_seeds": seeds.resolved, "resolved_bootstrap": boot.resolved,
-            "sentence": describe(METHOD_NAMES[a], METHOD_NAMES[b], seeds, boot)}  # fmt: skip
+            "sentence": describe(names[a], names[b], seeds, boot)}  # fmt: skip
 
 
 def paired_statistics(results: dict[str, list[Evaluation]], sequences: np.ndarray, actions: np.ndarray,

@@ -129,6 +129,29 @@ class TrainerConfig:
     progress_bar: bool = True
 
 
+def check_equal_budget(latent: StageConfig, finetune: StageConfig, direct: StageConfig) -> None:
+    """The rule that gives the direct arm the budget of the two structured stages (:class:`ExperimentConfig`):
+    ``direct.epochs`` (and ``max_steps``) the sum of ``latent``'s and ``finetune``'s, one batch size (errors),
+    the same lr, weight decay and schedule (warnings). Shared by the image and the lifting experiments."""
+    ours = (latent, finetune)
+    if direct.epochs != sum(s.epochs for s in ours):
+        raise ConfigError(f"direct.epochs={direct.epochs} must equal latent.epochs + finetune.epochs "
+                         f"= {sum(s.epochs for s in ours)} (same budget for both CNN arms)")  # fmt: skip
+    caps = [s.max_steps for s in ours]
+    if (None in caps and direct.max_steps is not None) or (None not in caps and direct.max_steps != sum(caps)):
+        raise ConfigError(f"direct.max_steps={direct.max_steps} must be the sum of latent's and "
+                         f"finetune's max_steps {caps}, or null if either of them is")  # fmt: skip
+    if len({s.batch_size for s in (*ours, direct)}) != 1:
+        raise ConfigError("latent, finetune and direct must share one batch_size (same step budget)")
+    if len({(s.lr, s.weight_decay, s.schedule, s.restart_period) for s in (*ours, direct)}) != 1:
+        warnings.warn("latent, finetune and direct differ in lr, weight_decay, schedule or restart_period: "
+                      "the two CNN arms are not trained alike", stacklevel=3)  # fmt: skip
+    elif latent.schedule == "cosine_restarts" and latent.epochs % latent.restart_period:
+        warnings.warn(f"latent.epochs={latent.epochs} is not a multiple of restart_period="
+                      f"{latent.restart_period}: the direct CNN's learning rate does not restart "
+                      "where fine-tuning starts", stacklevel=3)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Everything a run of the paper's pipeline needs.
@@ -161,25 +184,7 @@ class ExperimentConfig:
         unknown = sorted(set(self.methods) - set(METHODS))
         if unknown or not self.methods:
             raise ConfigError(f"methods: unknown {unknown} or none; known: {', '.join(METHODS)}")
-        ours = (self.latent, self.finetune)
-        if self.direct.epochs != sum(s.epochs for s in ours):
-            raise ConfigError(f"direct.epochs={self.direct.epochs} must equal latent.epochs + finetune.epochs "
-                             f"= {sum(s.epochs for s in ours)} (same budget for both CNN arms)")  # fmt: skip
-        caps = [s.max_steps for s in ours]
-        if (None in caps and self.direct.max_steps is not None) or (
-            None not in caps and self.direct.max_steps != sum(caps)
-        ):
-            raise ConfigError(f"direct.max_steps={self.direct.max_steps} must be the sum of latent's and "
-                             f"finetune's max_steps {caps}, or null if either of them is")  # fmt: skip
-        if len({s.batch_size for s in (*ours, self.direct)}) != 1:
-            raise ConfigError("latent, finetune and direct must share one batch_size (same step budget)")
-        if len({(s.lr, s.weight_decay, s.schedule, s.restart_period) for s in (*ours, self.direct)}) != 1:
-            warnings.warn("latent, finetune and direct differ in lr, weight_decay, schedule or restart_period: "
-                          "the two CNN arms are not trained alike", stacklevel=2)  # fmt: skip
-        elif self.latent.schedule == "cosine_restarts" and self.latent.epochs % self.latent.restart_period:
-            warnings.warn(f"latent.epochs={self.latent.epochs} is not a multiple of restart_period="
-                          f"{self.latent.restart_period}: the direct CNN's learning rate does not restart "
-                          "where fine-tuning starts", stacklevel=2)  # fmt: skip
+        check_equal_budget(self.latent, self.finetune, self.direct)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), as written to YAML."""
@@ -193,25 +198,28 @@ class ExperimentConfig:
         return text
 
 
-def preset_names() -> list[str]:
-    """Names of the shipped presets (``quick``, ``paper``, ``tiny``)."""
-    return sorted(p.name[:-5] for p in resources.files(PRESET_PACKAGE).iterdir() if p.name.endswith(".yaml"))
+def preset_names(package: str = PRESET_PACKAGE) -> list[str]:
+    """Names of the shipped presets of ``package`` (image experiments: ``quick``, ``full``, ``paper``, ``tiny``)."""
+    return sorted(p.name[:-5] for p in resources.files(package).iterdir() if p.name.endswith(".yaml"))
 
 
-def load_config(preset_or_path: str | Path = "quick", overrides: list[str] | None = None) -> ExperimentConfig:
+def load_config(preset_or_path: str | Path = "quick", overrides: list[str] | None = None,
+                cls: type | None = None, package: str = PRESET_PACKAGE) -> Any:  # fmt: skip
     """A preset name (see :func:`preset_names`) or a YAML file, then ``overrides`` (``"section.key=value"``,
     values parsed as YAML, e.g. ``"ae.hidden=[1000, 1000]"``) -> the validated :class:`ExperimentConfig`.
 
     Unknown keys, values of the wrong type and unreadable YAML raise :class:`~structpose.errors.ConfigError`
-    (a ``ValueError``).
+    (a ``ValueError``). ``cls`` and ``package``: another experiment's config dataclass and its presets (the
+    lifting experiment's :class:`~structpose.lift.config.LiftConfig`); default :class:`ExperimentConfig`.
     """
+    cls = ExperimentConfig if cls is None else cls
     name = str(preset_or_path)
-    if name in preset_names():
-        text = resources.files(PRESET_PACKAGE).joinpath(f"{name}.yaml").read_text()
+    if name in preset_names(package):
+        text = resources.files(package).joinpath(f"{name}.yaml").read_text()
     elif Path(name).is_file():
         text = Path(name).read_text(encoding="utf-8", errors="replace")
     else:
-        raise ConfigError(f"{name!r} is neither a preset ({', '.join(preset_names())}) nor a YAML file")
+        raise ConfigError(f"{name!r} is neither a preset ({', '.join(preset_names(package))}) nor a YAML file")
     tree = _yaml(text, name) or {}
     for item in overrides or []:
         key, sep, value = item.partition("=")
@@ -224,7 +232,7 @@ def load_config(preset_or_path: str | Path = "quick", overrides: list[str] | Non
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
         node[leaf] = _yaml(value, f"override {item!r}")
-    return _build(ExperimentConfig, tree, "")
+    return _build(cls, tree, "")
 
 
 def _yaml(text: str, where: str) -> Any:
