@@ -238,10 +238,34 @@ def test_a_damaged_lifter_is_refused(run: Path, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_reproduce_input_keypoints2d(tmp_path, capsys) -> None:
+def test_cli_reproduce_input_keypoints2d_also_scores_a_stores_own_2d(tmp_path, capsys) -> None:
+    from structpose.data.dataset import PoseImageDataset
+    from structpose.data.synth import resolve_preset, synthesize
+
+    store = tmp_path / "store"  # stands for an imported Human3.6M: a store with 2D joints and 3D poses
+    synthesize(store, resolve_preset("tiny"), workers=0, preset="tiny")
     out = tmp_path / "r"
-    assert main(["reproduce", "--input", "keypoints2d", "--preset", "tiny", "--out", str(out),
+    assert main(["reproduce", "--input", "keypoints2d", "--preset", "tiny", "--out", str(out), "--data", str(store),
                  "--set", "data.train_views=600", "--set", "ae_finetune.epochs=1"]) == 0  # fmt: skip
     assert "report:" in capsys.readouterr().out
     assert (out / "models" / "lift_ours" / "model.json").is_file()
-    assert main(["reproduce", "--input", "keypoints2d", "--data", "x", "--out", str(tmp_path / "s")]) == 1
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["sets"]["store"]["lift_direct"]["mpjpe"]) == 1
+    assert f"The test split of {store.resolve()}" in (out / "report.md").read_text()
+    preds = np.load(out / "seed0" / "predictions.npz")["store/lift_direct"]
+    assert preds.shape == (len(PoseImageDataset(store, "test")), 17, 3)
+    assert main(["reproduce", "--input", "keypoints2d", "--ablations", "--out", str(tmp_path / "s")]) == 1
+
+
+def test_scarce_pairs_repeat_a_seeded_subset_to_the_steps_of_the_whole() -> None:
+    from structpose.lift.pipeline import paired_views
+
+    lib = load_pose_library()
+    train = lift_splits(lib, "v2", 0, 0, {"train": 2000, "test": 10}, 0.1)["train"]
+    assert paired_views(train, 1.0, 0) is train
+    few = paired_views(train, 0.05, 0)
+    assert len(few) == len(train)
+    assert len(np.unique(few.frame)) <= round(0.05 * len(train))  # library frames of the kept views only
+    np.testing.assert_array_equal(few.poses3d, paired_views(train, 0.05, 0).poses3d)  # seeded
+    with pytest.raises(ConfigError, match="pair_fraction"):
+        load_lift_config("tiny", ["data.pair_fraction=0"])

@@ -143,10 +143,11 @@ def _reproduce_lift(args: argparse.Namespace) -> int:
     from structpose.errors import InputError
     from structpose.lift.run import reproduce_lift
 
-    if args.data or args.ablations is not None or args.per_action:
-        raise InputError("--input keypoints2d trains on the pose library's views: --data, --ablations and "
-                         "--per-action are for the image experiment")  # fmt: skip
-    run_dir = reproduce_lift(args.preset, Path(args.out) if args.out else None, args.set, args.resume, args.seeds)
+    if args.ablations is not None or args.per_action:
+        raise InputError("--input keypoints2d trains on the pose library's views: --ablations and --per-action are "
+                         "for the image experiment")  # fmt: skip
+    overrides = [*args.set, *([f"data.test_store={Path(args.data).resolve()}"] if args.data else [])]
+    run_dir = reproduce_lift(args.preset, Path(args.out) if args.out else None, overrides, args.resume, args.seeds)
     print(f"report: {run_dir / 'report.md'}")
     return 0
 

@@ -40,6 +40,11 @@ class LiftDataConfig:
     embedded default, 0), which fixes the test frames and cameras; ``split_seed``: the validation draw
     (fixed across ``--seeds``); ``train_views``: views of the training frames (each its own camera), before
     the validation sequences are taken out; ``test_views``/``unseen_views``: as the rendered store's.
+    ``test_store``: a dataset directory (an imported Human3.6M, your own) whose test split the lifters are
+    also scored on, from its own 2D ground truth (``reproduce --input keypoints2d --data DIR``).
+    ``pair_fraction``: the lifters see only this seeded fraction of the training views (2D/3D pairs), repeated
+    so that every epoch has as many samples as the whole (equal steps), while the pose prior trains on the
+    3D poses of all of them: the regime of abundant poses and scarce paired data, where a prior should pay.
     """
 
     pose_library: str | None = None
@@ -51,10 +56,14 @@ class LiftDataConfig:
     test_views: int = 4_000
     unseen_views: int = 1_000
     val_fraction: float = 0.1
+    test_store: str | None = None
+    pair_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         if self.train_views < 2 or self.test_views < 1 or self.unseen_views < 0:
             raise ConfigError(f"need train_views >= 2, test_views >= 1, unseen_views >= 0: {self}")
+        if not 0.0 < self.pair_fraction <= 1.0:
+            raise ConfigError(f"need 0 < pair_fraction <= 1: {self}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"need 0 <= val_fraction < 1: {self}")
 

@@ -109,7 +109,7 @@ def train_lifters(cfg: LiftConfig, folder: SeedLayout, splits: dict[str, Views],
     stage = _stage_runner(cfg, folder, resume)
     train, val = splits["train"], splits.get("val")
     normalizer = PoseNormalizer.from_poses(train.poses3d)
-    views = LiftDataModule.build(train, val, cfg)
+    views = LiftDataModule.build(paired_views(train, cfg.data.pair_fraction, cfg.data.split_seed), val, cfg)
     poses = PoseDataModule(train.poses3d, None if val is None else val.poses3d, None, cfg.ae_finetune.batch_size)
     lift = lambda net, ae=None: LiftModule(net, normalizer, cfg.augment, ae)  # noqa: E731
 
@@ -129,6 +129,16 @@ def train_lifters(cfg: LiftConfig, folder: SeedLayout, splits: dict[str, Views],
     direct = LiftedDirect(LifterMLP(cfg.lifter, 3 * normalizer.num_joints), normalizer)
     stage(lift(direct), views, cfg.direct, "direct")
     return {"lift_direct": direct.eval(), "lift_ours_noft": noft.eval(), "lift_ours": ours.eval()}
+
+
+def paired_views(train: Views, fraction: float, seed: int) -> Views:
+    """The lifters' training views: all of ``train``, or a seeded ``fraction`` of them (at least one) repeated
+    to ``len(train)`` samples, so the stages take the steps of the whole (``data.pair_fraction``)."""
+    if fraction >= 1.0:
+        return train
+    keep = max(1, round(fraction * len(train)))
+    chosen = np.sort(np.random.default_rng([seed, 7]).choice(len(train), size=keep, replace=False))
+    return train.subset(np.resize(chosen, len(train)))
 
 
 def _stage_runner(cfg: LiftConfig, folder: SeedLayout, resume: bool) -> Callable[..., None]:
