@@ -56,8 +56,9 @@ DEFAULT_MARGIN = 0.2
 
 OUT_OF_DOMAIN = (
     "A network trained on rendered people is out of its domain on real photos: expect large errors on "
-    "photographs of real people (lifting 2D keypoints detected on the photo to 3D, a later feature, is the "
-    "way there); on crops rendered like its training data it is within the errors of its metrics."
+    "photographs of real people (for those, lift the 2D keypoints a detector finds: `structpose predict PHOTO` "
+    "with the lifter shipped in the package); on crops rendered like its training data it is within the errors "
+    "of its metrics."
 )
 _BANDAI_LICENCE = (
     "CC BY-NC 4.0: NON-COMMERCIAL use only, inherited from the Bandai-Namco-Research-Motiondataset "
