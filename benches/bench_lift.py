@@ -7,7 +7,7 @@ released lifter). In one process, on the same inputs:
 - the 2D detector's images/s on ``--n`` copies of scikit-image's astronaut (public domain) in one
   :func:`structpose.detect.detect` call (its worker's start-up included, as ``structpose predict`` pays it), and
   detector + lifter images/s (the detection, then lifting every detected person one call per image, as
-  ``structpose predict`` does).
+  ``structpose predict`` does), after one warm-up call, each the median of 3 runs, the two alternated.
 
 Prints each number and the ratios: batch 1024 / batch 1 (poses/s), and (detector + lifter) / detector
 (images/s; 1.0 means the lifter costs nothing beside the detector). Needs a detector Python (``make detector``).
@@ -70,18 +70,30 @@ def main() -> None:
     python = find_detector_python()
     with tempfile.TemporaryDirectory() as tmp:
         images = [astronaut(python, Path(tmp))] * args.n
-    start = time.perf_counter()
-    dets = detect(images, python=python)
-    t_detect = time.perf_counter() - start
-    start = time.perf_counter()
-    dets = detect(images, python=python)
-    for det in dets:
-        if det.keypoints is not None:
-            lifter.lift(det.keypoints.xy, det.keypoints.visible)
-    t_both = time.perf_counter() - start
-    found = sum(d.keypoints is not None for d in dets)
+    detect(images[:2], python=python)  # warm-up: the first start of the worker reads its files from disk
+
+    def detect_only() -> list:
+        return detect(images, python=python)
+
+    def detect_and_lift() -> None:
+        for det in detect(images, python=python):
+            if det.keypoints is not None:
+                lifter.lift(det.keypoints.xy, det.keypoints.visible)
+
+    alone, both = [], []
+    for _ in range(3):  # alternated, so a load change on the machine hits both alike; medians
+        alone.append(_seconds(detect_only))
+        both.append(_seconds(detect_and_lift))
+    t_detect, t_both = statistics.median(alone), statistics.median(both)
+    found = sum(d.keypoints is not None for d in detect_only())
     print(f"detector alone: {args.n / t_detect:.1f} images/s; detector + lifter: {args.n / t_both:.1f} images/s "
-          f"({found}/{args.n} people found); ratio {t_detect / t_both:.2f}")  # fmt: skip
+          f"({found}/{args.n} people found); ratio {t_detect / t_both:.2f} (medians of 3, alternated)")  # fmt: skip
+
+
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 if __name__ == "__main__":
