@@ -172,6 +172,7 @@ def test_the_lifters_learn_and_the_report_has_the_tables(run: Path) -> None:
     for title in ("Table 1 analogue", "Table 2 analogue", "2D noise", "hip offset", "Unseen motions"):
         assert title in report
     assert (run / "seed1" / "predictions.npz").is_file()
+    assert (run / "lift_noise.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
