@@ -27,22 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_predict import timed  # run as a script: benches/ is on sys.path
 from PIL import Image
 
 import structpose
 from structpose.detect import detect
 from structpose.detect.interpreter import find_detector_python
-
-
-def timed(fn, repeat: int) -> float:
-    """Median seconds of ``repeat`` calls of ``fn`` (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def astronaut(python: str, folder: Path) -> np.ndarray:

@@ -5,7 +5,6 @@ $STRUCTPOSE_REQUIRE_DETECTOR=1 (CI, which runs `make detector`). Locally:
 STRUCTPOSE_DETECTOR_PYTHON=/path/to/venv/bin/python (with mediapipe==0.10.21 and scikit-image).
 """
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,25 +21,6 @@ from structpose.skeleton import H36M_JOINTS
 
 J = {name: i for i, name in enumerate(H36M_JOINTS)}
 WAIST_DOWN = ["Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot", "Spine"]
-
-
-@pytest.fixture(scope="module")
-def detector() -> str:
-    try:
-        return find_detector_python()
-    except InputError as err:
-        if os.environ.get("STRUCTPOSE_REQUIRE_DETECTOR") == "1":
-            pytest.fail(str(err))
-        pytest.skip(str(err))
-
-
-@pytest.fixture(scope="module")
-def astronaut(detector: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """scikit-image's astronaut (512 x 512, a frontal waist-up portrait) as a PNG, made by the detector's Python."""
-    path = tmp_path_factory.mktemp("images") / "astronaut.png"
-    code = "import sys; from skimage import data, io; io.imsave(sys.argv[1], data.astronaut())"
-    subprocess.run([detector, "-c", code, str(path)], check=True, capture_output=True, timeout=120)
-    return path
 
 
 @pytest.fixture(scope="module")

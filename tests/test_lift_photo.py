@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from importlib import resources
 from pathlib import Path
 
@@ -15,34 +13,12 @@ from PIL import Image
 import structpose
 from structpose.cli import main
 from structpose.data.poselib import load_pose_library
-from structpose.errors import InputError
 from structpose.keypoints import BLAZEPOSE33, write_blazepose_json
 from structpose.lift.release import export_lifter
 from structpose.lift.run import reproduce_lift
 from structpose.skeleton import H36M
 
 SHIPPED = Path(str(resources.files("structpose.assets") / "lifter"))
-
-
-@pytest.fixture(scope="module")
-def detector() -> str:
-    from structpose.detect.interpreter import find_detector_python
-
-    try:
-        return find_detector_python()
-    except InputError as err:
-        if os.environ.get("STRUCTPOSE_REQUIRE_DETECTOR") == "1":
-            pytest.fail(f"STRUCTPOSE_REQUIRE_DETECTOR=1 but no detector: {err}")
-        pytest.skip(f"no detector Python ({err}); `make detector` makes one")
-
-
-@pytest.fixture(scope="module")
-def astronaut(detector: str, tmp_path_factory) -> Path:
-    """scikit-image's astronaut (Eileen Collins, NASA; public domain), from the detector's environment."""
-    path = tmp_path_factory.mktemp("photo") / "astronaut.png"
-    code = f"from skimage import data; from PIL import Image; Image.fromarray(data.astronaut()).save({str(path)!r})"
-    subprocess.run([detector, "-c", code], check=True, timeout=120)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -243,16 +243,18 @@ def write_image_outputs(
     return [json_path, pose_figure(crop, pred.poses[i], f"{path.name} ({model.id})", out / f"{name}.png")]
 
 
-def pose_figure(crop: np.ndarray, pose: np.ndarray, title: str, path: Path) -> Path:
-    """A PNG of ``crop`` (S, S, 3) beside ``pose`` (17, 3) mm drawn in 3D from the camera and from the side."""
+def pose_figure(crop: np.ndarray, pose: np.ndarray, title: str, path: Path, label: str = "input crop",
+                size: tuple[float, float] = (7.5, 2.7)) -> Path:  # fmt: skip
+    """A PNG of ``crop`` (an (H, W, 3) image, titled ``label``) beside ``pose`` (17, 3) mm drawn in 3D from the
+    camera and from the side; ``size``: the figure's (width, height) in inches."""
     import matplotlib.pyplot as plt
 
     from structpose.viz import plot_pose_3d, save_figure
 
-    fig = plt.figure(figsize=(7.5, 2.7))
+    fig = plt.figure(figsize=size)
     ax = fig.add_subplot(1, 3, 1)
     ax.imshow(crop)
-    ax.set_title("input crop", fontsize=8)
+    ax.set_title(label, fontsize=8)
     ax.axis("off")
     for k, (label, elev, azim) in enumerate((("from the camera", 5, -90), ("from the side", 5, 0))):
         ax3 = fig.add_subplot(1, 3, k + 2, projection="3d")

@@ -10,18 +10,14 @@ Presets live in ``structpose/configs/lift/``; :func:`load_lift_config` reads the
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from structpose.errors import ConfigError
 from structpose.lift.inputs import HipOffset
 from structpose.models.autoencoder import AEConfig
 from structpose.models.lifter import LifterConfig
-from structpose.train.config import StageConfig, TrainerConfig, check_equal_budget, load_config
+from structpose.train.config import StageConfig, TrainerConfig, YamlConfig, check_equal_budget, load_config
 
 LIFT_PRESETS = "structpose.configs.lift"
 #: the lifting methods, in report order: key -> label
@@ -86,7 +82,7 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
-class LiftConfig:
+class LiftConfig(YamlConfig):
     """Everything a lifting run needs (module docstring)."""
 
     data: LiftDataConfig = field(default_factory=LiftDataConfig)
@@ -105,17 +101,6 @@ class LiftConfig:
         if self.input != "keypoints2d":
             raise ConfigError(f"input must be keypoints2d, got {self.input!r}")
         check_equal_budget(self.latent, self.finetune, self.direct)
-
-    def to_dict(self) -> dict[str, Any]:
-        from structpose.train.config import _plain
-
-        return _plain(dataclasses.asdict(self))
-
-    def to_yaml(self, path: str | Path | None = None) -> str:
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
 
 
 def load_lift_config(preset_or_path: str | Path = "quick", overrides: list[str] | None = None) -> LiftConfig:

@@ -25,7 +25,7 @@ from structpose.files import atomic_path, write_text
 from structpose.keypoints import DETECTOR, Keypoints2D, read_keypoints_json
 from structpose.lift.inputs import DIRECT_JOINTS
 from structpose.lift.release import Lifter
-from structpose.predict import PredictOutputs, _Names, classify, skeleton_view, video_writer
+from structpose.predict import PredictOutputs, _Names, classify, pose_figure, skeleton_view, video_writer
 from structpose.release import FRAME, UNITS
 from structpose.skeleton import H36M
 
@@ -151,23 +151,7 @@ def draw_keypoints(rgb: np.ndarray, kp: Keypoints2D) -> np.ndarray:
 
 def lift_figure(rgb: np.ndarray, kp: Keypoints2D, pose: np.ndarray, title: str, path: Path) -> Path:
     """A PNG: the photo with the 2D skeleton beside ``pose`` (17, 3) mm in 3D from the camera and the side."""
-    import matplotlib.pyplot as plt
-
-    from structpose.viz import plot_pose_3d, save_figure
-
-    fig = plt.figure(figsize=(9, 3.2))
-    ax = fig.add_subplot(1, 3, 1)
-    ax.imshow(draw_keypoints(rgb, kp))
-    ax.set_title("photo, detected 2D keypoints", fontsize=8)
-    ax.axis("off")
-    for k, (label, elev, azim) in enumerate((("3D, from the camera", 5, -90), ("3D, from the side", 5, 0))):
-        ax3 = fig.add_subplot(1, 3, k + 2, projection="3d")
-        plot_pose_3d(ax3, np.asarray(pose, np.float64))
-        ax3.view_init(elev=elev, azim=azim)
-        ax3.set_title(label, fontsize=8)
-        ax3.tick_params(labelsize=5)
-    fig.suptitle(title, fontsize=8)
-    return save_figure(fig, path)
+    return pose_figure(draw_keypoints(rgb, kp), pose, title, path, "photo, detected 2D keypoints", (9.0, 3.2))
 
 
 def _video(lifter: Lifter, path: Path, out: Path, name: str, python: str | None, video_format: str,
@@ -186,18 +170,19 @@ def _video(lifter: Lifter, path: Path, out: Path, name: str, python: str | None,
     frames: list[dict] = []
     movie = out / f"{name}.{video_format}"
     try:
-        with container, video_writer(movie, _fps(container, path), video_format) as write:
+        with container:
             fps = _fps(container, path)
-            chunk: list[np.ndarray] = []
-            for rgb in decode_frames(container, container.streams.video[0], path, progress):
-                chunk.append(rgb)
-                if len(chunk) == VIDEO_CHUNK:
+            with video_writer(movie, fps, video_format) as write:
+                chunk: list[np.ndarray] = []
+                for rgb in decode_frames(container, container.streams.video[0], path, progress):
+                    chunk.append(rgb)
+                    if len(chunk) == VIDEO_CHUNK:
+                        frames += _video_chunk(lifter, chunk, python, write)
+                        chunk = []
+                if chunk:
                     frames += _video_chunk(lifter, chunk, python, write)
-                    chunk = []
-            if chunk:
-                frames += _video_chunk(lifter, chunk, python, write)
-            if not frames:
-                raise FormatError("holds no video frame", path)
+                if not frames:
+                    raise FormatError("holds no video frame", path)
     except StructposeError as err:
         done.problems.append(str(err) if str(path) in str(err) else f"{path}: {err}")
         return

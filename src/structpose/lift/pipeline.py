@@ -36,7 +36,7 @@ from structpose.models.normalize import PoseNormalizer
 from structpose.train.ae_module import AEModule
 from structpose.train.base import StageModule
 from structpose.train.config import StageConfig
-from structpose.train.data import PoseDataModule, _LoaderModule
+from structpose.train.data import PoseDataModule, _identity, _LoaderModule
 from structpose.train.engine import fit_stage
 from structpose.train.export import load_weights
 from structpose.train.layout import WEIGHTS, SeedLayout, check_config, resume_or_fit
@@ -86,16 +86,12 @@ def evaluation_inputs(v: Views, cfg: LiftConfig, name: str) -> np.ndarray:
 class LiftDataModule(_LoaderModule):
     """Training views (augmented in the stage module) and fixed validation inputs (exact 2D)."""
 
+    collate_fn = staticmethod(_identity)  # the datasets return whole batches (``__getitems__``)
+
     @classmethod
     def build(cls, train: Views, val: Views | None, cfg: LiftConfig) -> LiftDataModule:
         val_set = None if val is None or not len(val) else ViewDataset(val, evaluation_inputs(val, cfg, "exact"))
-        module = cls(ViewDataset(train), val_set, None, batch_size=cfg.latent.batch_size, num_workers=0)
-        module.collate_fn = _identity
-        return module
-
-
-def _identity(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return batch
+        return cls(ViewDataset(train), val_set, None, batch_size=cfg.latent.batch_size, num_workers=0)
 
 
 def train_lifters(cfg: LiftConfig, folder: SeedLayout, splits: dict[str, Views], resume: bool) -> dict[str, nn.Module]:

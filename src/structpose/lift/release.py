@@ -27,7 +27,18 @@ from structpose.lift.inputs import HipOffset, lifter_input
 from structpose.models.autoencoder import AEConfig, PoseAutoencoder
 from structpose.models.lifter import LiftedDirect, LiftedStructured, LifterConfig, LifterMLP
 from structpose.models.normalize import PoseNormalizer
-from structpose.release import FORMAT, FORMAT_VERSION, FRAME, MODEL_JSON, UNITS, WEIGHTS, file_sha256, weights_digest
+from structpose.release import (
+    FORMAT,
+    FORMAT_VERSION,
+    FRAME,
+    MODEL_JSON,
+    UNITS,
+    WEIGHTS,
+    _check_digest,
+    _check_file,
+    file_sha256,
+    weights_digest,
+)
 from structpose.skeleton import H36M, H36M_JOINTS, NUM_JOINTS
 
 INPUT_KIND = "keypoints2d"
@@ -119,12 +130,7 @@ def load_lifter(folder: Path, card: dict) -> Lifter:
     """The :class:`Lifter` of a released folder whose ``model.json`` is ``card`` (weights checked)."""
     from safetensors.torch import load_file
 
-    name = card["files"].get("weights")
-    weights = folder / Path(str(name or WEIGHTS)).name
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} is missing (named by {folder / MODEL_JSON})")
-    if card["files"].get("weights_sha256") and file_sha256(weights) != card["files"]["weights_sha256"]:
-        raise FormatError(f"does not match the SHA-256 in {MODEL_JSON}: a damaged or replaced file", weights)
+    weights = _check_file(folder, card, "weights")
     arch = card["architecture"]
     try:
         net = build_lifter(
@@ -135,8 +141,7 @@ def load_lifter(folder: Path, card: dict) -> Lifter:
         state = load_file(str(weights))
     except (KeyError, TypeError, ValueError) as err:
         raise FormatError(f"not a lifter as {MODEL_JSON} describes it ({type(err).__name__}: {err})", weights) from err
-    if f"{card['method']['key']}-{weights_digest(state)[:12]}" != card["id"]:
-        raise FormatError(f"its values do not match the model id {card['id']!r} of {MODEL_JSON}", weights)
+    _check_digest(card["method"]["key"], state, card, weights)
     try:
         net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     except RuntimeError as err:

@@ -24,7 +24,7 @@ from structpose.lift.config import LIFT_METHODS, LiftConfig, load_lift_config
 from structpose.lift.data import Views, lift_splits
 from structpose.lift.pipeline import CONDITIONS, HIP_CASES, evaluation_inputs, lift_poses, train_lifters
 from structpose.metrics import mean_pose_baseline
-from structpose.report import Evaluation, compare, evaluate, table1, table2
+from structpose.report import Evaluation, _agg, _fmt, compare, evaluate, table1, table2
 from structpose.train.layout import RunLayout, check_config
 
 NAMES = LIFT_METHODS | {"mean_pose": "*Mean training pose* (floor)"}
@@ -136,17 +136,12 @@ def _named(res: dict[str, list[Evaluation]]) -> dict[str, list[Evaluation]]:
     return {NAMES[k]: res[k] for k in order if k in res}
 
 
-def _mean_std(values: list[float]) -> str:
-    arr = np.asarray(values, np.float64)
-    return f"{arr.mean():.1f} ± {arr.std(ddof=1):.1f}" if len(arr) > 1 else f"{arr.mean():.1f}"
-
-
 def conditions_table(summary: dict, names: list[str]) -> str:
     """Markdown: rows the methods, columns the sets ``names``, cells mean MPJPE ± std over seeds (mm)."""
     labels = {**{k: c.label for k, c in CONDITIONS.items()}, **{k: k.replace("_", " ") for k in HIP_CASES}}
     lines = ["| Method | " + " | ".join(labels.get(n, n) for n in names) + " |", "|---" * (len(names) + 1) + "|"]
     for key in [*LIFT_METHODS, "mean_pose"]:
-        cells = [_mean_std(summary["sets"][n][key]["mpjpe"]) for n in names]
+        cells = [_fmt(*_agg(summary["sets"][n][key]["mpjpe"])) for n in names]
         lines.append(f"| {NAMES[key]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -222,8 +217,10 @@ def _pairs_note(cfg: LiftConfig) -> str:
     f = cfg.data.pair_fraction
     if f >= 1:
         return "Every lifter trained on all training views; the pose prior on their 3D poses."
-    return (f"**Scarce pairs**: the lifters trained on {100 * f:g}% of the training views (2D/3D pairs), repeated to "
-            "the steps of the whole; the pose prior on the 3D poses of all of them.")
+    return (
+        f"**Scarce pairs**: the lifters trained on {100 * f:g}% of the training views (2D/3D pairs), repeated to "
+        "the steps of the whole; the pose prior on the 3D poses of all of them."
+    )
 
 
 def _export(run: RunLayout) -> None:

@@ -152,8 +152,23 @@ def check_equal_budget(latent: StageConfig, finetune: StageConfig, direct: Stage
                       "where fine-tuning starts", stacklevel=3)  # fmt: skip
 
 
+class YamlConfig:
+    """What every experiment configuration (a frozen dataclass) does: back to a plain dict and to YAML."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists), as written to YAML."""
+        return _plain(dataclasses.asdict(self))
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """The resolved configuration as YAML text; also written to ``path`` when given."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+
 @dataclass(frozen=True)
-class ExperimentConfig:
+class ExperimentConfig(YamlConfig):
     """Everything a run of the paper's pipeline needs.
 
     Stages: ``ae_pretrain`` (per AE layer, greedy), ``ae_finetune`` (whole AE), ``latent`` (CNN -> AE code),
@@ -185,17 +200,6 @@ class ExperimentConfig:
         if unknown or not self.methods:
             raise ConfigError(f"methods: unknown {unknown} or none; known: {', '.join(METHODS)}")
         check_equal_budget(self.latent, self.finetune, self.direct)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (tuples as lists), as written to YAML."""
-        return _plain(dataclasses.asdict(self))
-
-    def to_yaml(self, path: str | Path | None = None) -> str:
-        """The resolved configuration as YAML text; also written to ``path`` when given."""
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
 
 
 def preset_names(package: str = PRESET_PACKAGE) -> list[str]:
