@@ -1,17 +1,20 @@
-"""Renderer throughput on one core, with and without per-capsule culling.
+"""Renderer throughput on one core: capsules (with and without per-capsule culling) and mesh people.
 
 Renders the same ``--n`` samples (poses from the shipped pose library, else the hand-made demo poses;
 Human3.6M-like cameras; sampled appearances) at S = 64 and S = 128 with ``render_sample`` (culling on)
 and with the same ray caster testing every ray against every capsule (``cull=False``), on one thread.
-Prints img/s (wall clock and CPU time), the culling speed-up measured in the same run, and the ratio to
-the 200 img/s target at S = 128. Run: ``.venv/bin/python benches/bench_render.py [--n 200]``.
+Then the mesh renderer (``render_mesh_sample``: a body of the shipped body bank per sample, posed one at a
+time, OpenGL through EGL with Mesa's llvmpipe on one thread, ``LP_NUM_THREADS=1``) on the same samples.
+Prints img/s (wall clock and CPU time), the culling speed-up, the mesh/capsule ratio measured in the same
+run, and the ratios to the targets at S = 128 (capsules 200 img/s, mesh 150 img/s).
+Run: ``.venv/bin/python benches/bench_render.py [--n 200]``.
 """
 
 from __future__ import annotations
 
 import os
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "LP_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
@@ -23,6 +26,7 @@ from structpose.render import render_sample, sample_appearance, sample_camera  #
 from structpose.render.demo import POSES, demo_pose  # noqa: E402
 
 TARGET_128 = 200.0  # img/s at S = 128 on one core
+MESH_TARGET_128 = 150.0  # img/s at S = 128 on one core, mesh people
 
 
 def poses(n: int, seed: int = 0) -> np.ndarray:
@@ -49,6 +53,23 @@ def run(inputs: list, size: int, cull: bool) -> tuple[float, float, list[np.ndar
     return time.perf_counter() - wall, time.process_time() - cpu, images
 
 
+def run_mesh(inputs: list, size: int) -> tuple[float, float]:
+    """Render all inputs with mesh people (body ``seed % len(bank)``), their poses solved in one batch as
+    ``structpose data synth`` solves a chunk; returns (wall s, CPU s)."""
+    from structpose.render.bodybank import load_body_bank
+    from structpose.render.mesh import render_mesh_sample
+    from structpose.render.retarget import pose_body
+
+    bank = load_body_bank()
+    bodies = [seed % len(bank) for *_, seed in inputs]
+    wall, cpu = time.perf_counter(), time.process_time()
+    posed = pose_body(np.stack([pose for pose, *_ in inputs]), bank.joints[bodies])  # one batch, as synth does
+    for k, (pose, camera, appearance, seed) in enumerate(inputs):
+        rng = np.random.default_rng(seed)
+        render_mesh_sample(pose, camera, appearance, bodies[k], rng, size, posed=posed[k])
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="images per configuration")
@@ -73,6 +94,13 @@ def main() -> None:
         f"S=128 vs target {TARGET_128:.0f} img/s: x{rates[128] / TARGET_128:.2f}; "
         f"S=64 / S=128: x{rates[64] / rates[128]:.2f}"
     )
+    for size in (64, 128):
+        run_mesh(inputs[:20], size)  # warm-up: the GL context, shaders, the body bank
+        wall, cpu = run_mesh(inputs, size)
+        mesh = args.n / wall
+        print(f"S={size:3d}: mesh {mesh:7.1f} img/s ({args.n / cpu:7.1f} per CPU s) | mesh / capsules (culled) "
+              f"x{mesh / rates[size]:.2f}" + (f" | vs target {MESH_TARGET_128:.0f} img/s: "
+                                               f"x{mesh / MESH_TARGET_128:.2f}" if size == 128 else ""))
 
 
 if __name__ == "__main__":

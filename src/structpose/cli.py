@@ -29,8 +29,17 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def cmd_bodies(args: argparse.Namespace) -> int:
+    from structpose.render.bodybank import build_body_bank, save_body_bank
+
+    bank = build_body_bank(args.bodies, args.seed)
+    path = save_body_bank(bank, args.out)
+    print(f"wrote {path}: {len(bank)} bodies, {path.stat().st_size / 2**20:.2f} MiB")
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
-    from structpose.data.synth import resolve_preset, synthesize
+    from structpose.data.synth import default_store_dir, resolve_preset, synthesize
 
     cfg = resolve_preset(
         args.preset,
@@ -41,8 +50,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
         sources=tuple(args.sources.split(",")) if args.sources else None,
         protocol=args.protocol,
         unseen_images=args.unseen_images,
+        renderer=args.renderer,
     )
-    out = args.out or DEFAULT_SYNTH_DIR / f"{args.preset}-{cfg.protocol}"
+    out = args.out or default_store_dir(args.preset, cfg.protocol, cfg.renderer)
     paths = synthesize(out, cfg, args.shard, args.pose_library, workers=args.workers, preset=args.preset)
     for p in paths:
         print(f"wrote {p}")
@@ -128,7 +138,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         preset=args.preset,
         data=Path(args.data) if args.data else None,
         out=Path(args.out) if args.out else None,
-        overrides=args.set,
+        overrides=[*_renderer_overrides(args), *args.set],
         resume=args.resume,
         ablations=None if args.ablations is None else [k for k in args.ablations.split(",") if k],
         seeds=args.seeds,
@@ -136,6 +146,21 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     )
     print(f"report: {run_dir / 'report.md'}")
     return 0
+
+
+def _renderer_overrides(args: argparse.Namespace) -> list[str]:
+    """``--renderer R`` as config overrides: ``data.renderer=R`` and, unless ``--data`` or a ``data.root``
+    override names the store, the preset's default store of that renderer."""
+    if args.renderer is None:
+        return []
+    out = [f"data.renderer={args.renderer}"]
+    if args.data is None and not any(s.startswith("data.root=") for s in args.set):
+        from structpose.data.protocol import DEFAULT_PROTOCOL
+        from structpose.data.synth import default_store_dir
+
+        protocol = next((s.split("=", 1)[1] for s in args.set if s.startswith("data.protocol=")), DEFAULT_PROTOCOL)
+        out.append(f"data.root={default_store_dir(args.preset, protocol, args.renderer)}")
+    return out
 
 
 def _reproduce_lift(args: argparse.Namespace) -> int:
@@ -264,14 +289,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_parser = sub.add_parser("data", help="build, import and look at datasets")
     data = data_parser.add_subparsers(dest="data_cmd", required=True)
+    p = data.add_parser("bodies", help="rebuild the mesh renderer's body bank from anny (pip install "
+                                       "'structpose[bodies]')")  # fmt: skip
+    p.add_argument("--out", type=Path, required=True,
+                   help="the .npz to write (the shipped one: structpose/assets/bodies_v1.npz, 128 bodies, seed 0)")
+    p.add_argument("--bodies", type=int, default=128, help="how many bodies (body i depends on the seed and i only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_bodies)
+
     p = data.add_parser("synth", help="render the embedded default dataset from the shipped pose library")
     p.add_argument("--preset", default="quick", help="quick (64 px, default), paper (128 px) or tiny")
-    p.add_argument("--out", type=Path, help=f"dataset directory (default {DEFAULT_SYNTH_DIR}/PRESET-PROTOCOL)")
+    p.add_argument("--out", type=Path, help=f"dataset directory (default {DEFAULT_SYNTH_DIR}/PRESET-PROTOCOL[-mesh])")
     p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="render only part I of N (job arrays)")
     p.add_argument("--train-images", type=int)
     p.add_argument("--test-images", type=int)
     p.add_argument("--unseen-images", type=int, help="images of the unseen-motions test split (protocol v2)")
     p.add_argument("--protocol", choices=["v1", "v2"], help="benchmark protocol (default v2; see the README)")
+    p.add_argument("--renderer", choices=["capsule", "mesh"],
+                   help="capsule people (numpy ray casting) or mesh people (anny bodies, OpenGL); see the README")
     p.add_argument("--size", type=int, help="crop side in pixels")
     p.add_argument("--seed", type=int)
     p.add_argument("--sources", help="comma-separated: cmu,bandai (default both; 'cmu' for a CMU-only set)")
@@ -348,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "preset,ae2,width500,lam0,lam1,sigma0,data5,data20")  # fmt: skip
     p.add_argument("--seeds", type=int, default=None, help="number of seeds per model (spread reported)")
     p.add_argument("--per-action", action="store_true", help="one model per action, as the paper trained")
+    p.add_argument("--renderer", choices=["capsule", "mesh"],
+                   help="who is in the embedded default's images (default: the preset's; sets data.renderer and "
+                        "the store it renders into, data/synth/PRESET-v2[-mesh])")  # fmt: skip
     p.add_argument("--input", default="images", choices=["images", "keypoints2d"],
                    help="images (the paper's experiment) or keypoints2d (lifting 2D keypoints through the pose "
                         "prior; presets quick, tiny of structpose/configs/lift)")  # fmt: skip

@@ -58,7 +58,7 @@ def ensure_dataset(cfg: ExperimentConfig, data: Path | None, preset: str, worker
     try:
         for split in ("train", "test"):
             list_shards(root, split)
-        _check_protocol(root, cfg.data.protocol)
+        _check_protocol(root, cfg.data.protocol, cfg.data.renderer)
         return root
     except StoreError:
         if data is not None:
@@ -66,16 +66,16 @@ def ensure_dataset(cfg: ExperimentConfig, data: Path | None, preset: str, worker
     from structpose.data.synth import SYNTH_PRESETS, resolve_preset, synthesize
 
     name = preset if preset in SYNTH_PRESETS else "quick"
-    scfg = resolve_preset(name, size=cfg.cnn.in_size, protocol=cfg.data.protocol)
-    print(f"[reproduce] rendering the embedded default dataset ({name}, protocol {scfg.protocol}) into {root}",
-          flush=True)  # fmt: skip
+    scfg = resolve_preset(name, size=cfg.cnn.in_size, protocol=cfg.data.protocol, renderer=cfg.data.renderer)
+    print(f"[reproduce] rendering the embedded default dataset ({name}, protocol {scfg.protocol}, renderer "
+          f"{scfg.renderer}) into {root}", flush=True)  # fmt: skip
     synthesize(root, scfg, workers=workers, preset=name)
     return root
 
 
-def _check_protocol(root: Path, protocol: str) -> None:
-    """Refuse a store rendered by ``structpose data synth`` under another protocol (stores without the
-    attribute predate protocols: v1); imported data (Human3.6M) has no protocol of the embedded benchmark."""
+def _check_protocol(root: Path, protocol: str, renderer: str = "capsule") -> None:
+    """Refuse a store rendered by ``structpose data synth`` under another protocol or by another renderer
+    (stores without the attributes predate them: v1, capsule); imported data (Human3.6M) has neither."""
     with open_store(list_shards(root, "test")[0]) as store:  # the attributes alone: no metadata is read
         attrs = store.attrs
     if attrs.get("created_by") != "structpose data synth":
@@ -84,6 +84,10 @@ def _check_protocol(root: Path, protocol: str) -> None:
     if found != protocol:
         raise ConfigError(f"holds the embedded benchmark under protocol {found}, this run asks for {protocol}: "
                           f"pass --set data.protocol={found}, or another --data / data.root", root)  # fmt: skip
+    drawn = attrs.get("renderer", "capsule")
+    if drawn != renderer:
+        raise ConfigError(f"holds the embedded benchmark drawn by the {drawn} renderer, this run asks for "
+                          f"{renderer}: pass --renderer {drawn}, or another --data / data.root", root)  # fmt: skip
 
 
 def environment() -> dict:
@@ -298,8 +302,9 @@ def benchmark_version(test: PoseImageDataset, cfg: ExperimentConfig) -> str:
     metric conventions always. Numbers of two versions are never compared in one table."""
     attrs = test.shard_attrs[0]
     if attrs.get("created_by") == "structpose data synth":
-        protocol, renderer = attrs.get("protocol", "v1"), attrs.get("renderer_version", 1)
-        data = f"embedded default, protocol {protocol}, renderer v{renderer}, sources {attrs.get('sources', '?')}"
+        protocol, version = attrs.get("protocol", "v1"), attrs.get("renderer_version", 1)
+        renderer = f"{attrs.get('renderer', 'capsule')} v{version}"
+        data = f"embedded default, protocol {protocol}, renderer {renderer}, sources {attrs.get('sources', '?')}"
     else:
         data = f"{attrs.get('source', 'imported data')} ({cfg.data.root})"
     return f"{data}; metrics: {METRIC_CONVENTIONS}"

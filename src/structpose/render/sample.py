@@ -16,8 +16,8 @@ import numpy as np
 from structpose.camera import Camera
 from structpose.crop import DEFAULT_MARGIN, person_box, to_crop
 from structpose.render.appearance import Appearance
-from structpose.render.background import FLOOR_PROBABILITY, floor_layer, procedural_background
 from structpose.render.body import build_body
+from structpose.render.compose import compose
 from structpose.render.raycast import capsule_boxes, crop_rays, raycast
 from structpose.render.shading import sample_light, shade_body
 from structpose.skeleton import H36M
@@ -49,7 +49,7 @@ class RenderedSample:
     parts: np.ndarray | None = None
 
 
-def _check_pose(joints_cam: np.ndarray) -> None:
+def check_pose(joints_cam: np.ndarray) -> None:
     """Raise ``ValueError`` for poses that cannot be rendered by this camera."""
     z = joints_cam[:, 2]
     if np.any(z <= 0):
@@ -92,7 +92,7 @@ def render_sample(
     if pose.shape != (H36M.num_joints, 3) or not np.all(np.isfinite(pose)):
         raise ValueError(f"expected a finite ({H36M.num_joints}, 3) pose in mm, got shape {pose.shape}")
     joints_cam = camera.world_to_camera(pose)
-    _check_pose(joints_cam)
+    check_pose(joints_cam)
     joints_full = camera.project(joints_cam)
     box = person_box(joints_full, margin)
     n = size * supersample
@@ -114,17 +114,8 @@ def render_sample(
     colour = np.stack([np.bincount(pixel, shaded[c], size * size) for c in range(3)]) * weight
     coverage = (np.bincount(pixel, minlength=size * size) * weight).reshape(size, size).astype(np.float32)
 
-    background = procedural_background(rng, size)
-    if rng.random() < FLOOR_PROBABILITY:
-        pixel_angle = float(box[2] - box[0]) / (size * camera.fx)
-        pixel_rays = crop_rays(camera, box, size).transpose(2, 0, 1)
-        floor_z = body_world.lowest_point()
-        floor, on_floor = floor_layer(rng, camera, pixel_rays, floor_z, pose[0], pixel_angle)
-        lit = light.ambient + light.diffuse * max(float(light.direction @ camera.R[:, 2]), 0.0)
-        background = np.where(on_floor, floor * (lit * light.colour)[:, None, None], background)
-    image = colour.reshape(3, size, size) + (1 - coverage) * background
-    grain = rng.uniform(0, 0.08) * (rng.random((size, size), dtype=np.float32) - 0.5)
-    image = np.clip(image * 255 + (grain * 255 + 0.5), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+    floor_z = body_world.lowest_point()
+    image = compose(colour.reshape(3, size, size), coverage, rng, camera, box, floor_z, pose[0], light)
 
     extra = {}
     if maps:

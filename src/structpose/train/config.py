@@ -93,6 +93,7 @@ class DataConfig:
     actions: tuple[str, ...] | None = None
     split_seed: int = 0  # draws the validation sequences and the train_fraction subset; fixed across --seeds
     protocol: str = "v2"  # the embedded benchmark's protocol (structpose.data.protocol) a rendered store must have
+    renderer: str = "capsule"  # the renderer ("capsule" or "mesh") a store of the embedded benchmark must have
     equal_steps: bool = False
     ae_poses: Literal["images", "library"] = "images"
     ae_library_poses: int = 200_000
@@ -104,6 +105,8 @@ class DataConfig:
             raise ConfigError(f"data.ae_library_poses must be >= 1: {self}")
         if self.protocol not in ("v1", "v2"):
             raise ConfigError(f"data.protocol must be v1 or v2, got {self.protocol!r}")
+        if self.renderer not in ("capsule", "mesh"):
+            raise ConfigError(f"data.renderer must be capsule or mesh, got {self.renderer!r}")
 
 
 @dataclass(frozen=True)
