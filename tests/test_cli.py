@@ -59,7 +59,7 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
 
     from structpose.data.dataset import PoseImageDataset
 
-    test = PoseImageDataset(tmp_path / "data/synth/tiny-v2", "test")
+    test = PoseImageDataset(tmp_path / "data/synth/tiny-v2-mesh", "test")
     files = []
     for i in (0, 5):
         files.append(tmp_path / f"crop{i}.png")
@@ -77,7 +77,7 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
                                atol=1e-2)  # fmt: skip
     assert (tmp_path / "pred/poses.png").is_file() and (tmp_path / "pred/ours.onnx").is_file()
     # the embedded dataset was rendered where the preset points, and is reused
-    assert (tmp_path / "data/synth/tiny-v2/train.h5").is_file()
+    assert (tmp_path / "data/synth/tiny-v2-mesh/train.h5").is_file()
     assert main(["reproduce", "--preset", "tiny", "--out", "run"]) == 1  # refused: the folder holds a run
     assert "exists" in (err := capsys.readouterr().err) and "--resume" in err and "Traceback" not in err
     # a resumed run reloads the finished stages, reports again, and can add ablations (2 seeds: seed 0 is

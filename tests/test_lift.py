@@ -122,7 +122,7 @@ def test_test_views_are_the_rendered_stores_test_samples(tmp_path) -> None:
     from structpose.data.dataset import PoseImageDataset
     from structpose.data.synth import _frames, resolve_preset, synthesize
 
-    cfg = resolve_preset("tiny")
+    cfg = resolve_preset("tiny", renderer="capsule")  # capsule labels are the library poses (mesh: the body's)
     synthesize(tmp_path / "store", cfg, workers=0, preset="tiny")
     store = PoseImageDataset(tmp_path / "store", "test")
     lib = load_pose_library()

@@ -223,3 +223,17 @@ def test_a_run_refuses_a_store_of_the_other_renderer(gl, tmp_path):
     _check_protocol(tmp_path, "v2", "mesh")
     with pytest.raises(ConfigError, match="drawn by the mesh renderer.*--renderer mesh"):
         _check_protocol(tmp_path, "v2", "capsule")
+
+
+def test_a_pose_not_in_mm_or_with_a_giant_bone_is_refused_by_name():
+    from structpose.render.demo import demo_pose
+    from structpose.render.mesh import check_bones
+
+    pose = demo_pose("walk")
+    check_bones(pose)
+    with pytest.raises(ValueError, match="not in mm"):
+        check_bones(pose / 1000)
+    far = pose.copy()
+    far[H36M.index("Head")] += [0, 0, 50_000]
+    with pytest.raises(ValueError, match="Neck/Nose-Head"):
+        check_bones(far)

@@ -212,8 +212,9 @@ def test_an_asf_with_its_amc_reads_with_the_cmu_rig(tmp_path: Path) -> None:
 
 def test_render_poses_writes_a_store_of_camera_frame_root_relative_poses(bandai_bvh: Path, tmp_path: Path) -> None:
     take = read_mocap(bandai_bvh, fps=40)
+    # capsule people: their label is the mocap pose itself (mesh people carry it onto a body: test_mesh.py)
     path = render_poses(take.poses, tmp_path / "own", size=32, subject="me", action="walking",
-                        sequence=["walk"] * len(take), progress=False)  # fmt: skip
+                        sequence=["walk"] * len(take), progress=False, renderer="capsule")  # fmt: skip
     assert path == tmp_path / "own" / "test.h5"
     test = PoseImageDataset(tmp_path / "own", "test")
     assert len(test) == len(take) == 3 and test.image_size == 32
@@ -229,10 +230,10 @@ def test_render_poses_writes_a_store_of_camera_frame_root_relative_poses(bandai_
     attrs = test.shard_attrs[0]
     assert attrs["created_by"] == "structpose.data.render_poses" and attrs["split"] == "test"
     assert attrs["num_split_samples"] == 3 and '"seed": 0' in attrs["config"]
-    sample = render_split_sample(take.poses[1], "test", 1, 0, 32, 0.2)
+    sample = render_split_sample(take.poses[1], "test", 1, 0, 32, 0.2, "capsule")
     np.testing.assert_array_equal(test.images([1])[0], sample.image)
     again = render_poses(take.poses, tmp_path / "again", size=32, subject="me", action="walking",
-                         sequence="walk", chunk=2, workers=2, progress=False)  # fmt: skip
+                         sequence="walk", chunk=2, workers=2, progress=False, renderer="capsule")  # fmt: skip
     assert again.read_bytes() == path.read_bytes()  # processes and chunks change nothing
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import pickle
 import shutil
 import subprocess
@@ -388,6 +389,17 @@ def test_cli_export(run: Path, tmp_path, capsys) -> None:
     assert "unknown method 'nonexistent'" in capsys.readouterr().err
 
 
+def _has_gl() -> bool:
+    from structpose.errors import ConfigError
+    from structpose.render.gl import context
+
+    try:
+        context()
+    except ConfigError:
+        return False
+    return True
+
+
 def test_data_samples_writes_held_out_crops_and_a_clip_with_their_ground_truth(run: Path, released: Path, tmp_path):
     store = run.parent / "store"
     assert main(["data", "samples", str(store), "--out", str(tmp_path / "s"), "--count", "3"]) == 0
@@ -402,4 +414,10 @@ def test_data_samples_writes_held_out_crops_and_a_clip_with_their_ground_truth(r
              "sources": "cmu,bandai", "protocol": "v2"}  # fmt: skip
     clip, clip_truth = _write_clip(tmp_path / "s", attrs, frames=12, size=32, seed=0)
     assert len(decoded(clip)) == 12 and np.load(clip_truth)["poses"].shape == (12, 17, 3)
+    if os.environ.get("STRUCTPOSE_REQUIRE_GL") == "1" or _has_gl():  # a store of mesh people: a mesh clip
+        mesh_clip, mesh_truth = _write_clip(tmp_path / "m", {**attrs, "renderer": "mesh"}, frames=12, size=32, seed=0)
+        lengths = H36M.bone_lengths(np.load(mesh_truth)["poses"])
+        np.testing.assert_allclose(lengths, np.broadcast_to(lengths[0], lengths.shape), rtol=1e-4)  # one body
+        assert not np.allclose(lengths[0], H36M.bone_lengths(np.load(clip_truth)["poses"])[0], rtol=1e-2)
+        assert len(decoded(mesh_clip)) == 12
     assert main(["predict", str(clip), "--model", str(released), "--out", str(tmp_path / "p")]) == 0

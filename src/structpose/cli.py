@@ -83,7 +83,8 @@ def cmd_own(args: argparse.Namespace) -> int:
     name = take.path.stem
     path = render_poses(take.poses, args.out, split=args.split, size=args.size, seed=args.seed,
                         subject=args.subject or name, action=args.action, sequence=name,
-                        source=f"{take.path} (rig {take.rig}, {take.fps:g} Hz)", workers=args.workers)  # fmt: skip
+                        source=f"{take.path} (rig {take.rig}, {take.fps:g} Hz)", workers=args.workers,
+                        renderer=args.renderer)  # fmt: skip
     print(f"{path}: {len(take)} poses of {take.path} (rig {take.rig}, {take.fps:g} Hz)")
     return 0
 
@@ -334,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subject", help="subject label (default: the file's name)")
     p.add_argument("--action", default="own", help="action label (reports group by it)")
     p.add_argument("--workers", type=int, default=2, help="render processes")
+    p.add_argument("--renderer", default="mesh", choices=["mesh", "capsule"],
+                   help="mesh people (default, as the embedded default) or capsules: as the model was trained on")
     p.set_defaults(func=cmd_own)
 
     p = data.add_parser("show", help="PNG grid of samples with their 2D skeletons and one 3D pose")
@@ -346,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = data.add_parser("samples", help="held-out inputs to try `structpose predict` on: test crops as PNG files "
                                         "and a short clip of a held-out sequence, with their ground truth")  # fmt: skip
-    p.add_argument("store", help="a dataset directory, e.g. data/synth/quick-v2")
+    p.add_argument("store", help="a dataset directory, e.g. data/synth/quick-v2-mesh")
     p.add_argument("--out", default="samples", help="the folder to write (default ./samples)")
     p.add_argument("--count", type=int, default=4, help="test crops")
     p.add_argument("--frames", type=int, default=48, help="frames of the clip at 20 per second (0: no clip)")

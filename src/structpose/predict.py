@@ -488,11 +488,31 @@ def _write_truth(path: Path, poses: np.ndarray, names: np.ndarray) -> Path:
     return path
 
 
+def _clip_renderer(renderer: str, poses: np.ndarray, rng: np.random.Generator):
+    """``draw(i, pose, camera, appearance, rng, size)`` of frame ``i`` of a clip of ``poses`` (n, 17, 3) mm,
+    by the store's renderer: capsule people, or one body of the mesh renderer's bank (drawn from ``rng``)
+    posed frame by frame."""
+    from structpose.render import render_sample
+
+    if renderer != "mesh":
+        return lambda i, pose, camera, appearance, frame_rng, size: render_sample(
+            pose, camera, appearance, frame_rng, size)  # fmt: skip
+    from structpose.render.bodybank import load_body_bank
+    from structpose.render.mesh import render_mesh_sample
+    from structpose.render.retarget import pose_body
+
+    bank = load_body_bank()
+    body = int(rng.integers(len(bank)))
+    posed = pose_body(poses, bank.joints[body])
+    return lambda i, pose, camera, appearance, frame_rng, size: render_mesh_sample(
+        pose, camera, appearance, body, frame_rng, size, posed=posed[i])  # fmt: skip
+
+
 def _write_clip(out: Path, attrs: dict, frames: int, size: int, seed: int) -> list[Path]:
     """``test_sequence.mp4`` of a held-out sequence of the store's pose library (see :func:`write_samples`)."""
     from structpose.data.poselib import load_pose_library
     from structpose.data.protocol import protocol_splits
-    from structpose.render import render_sample, sample_appearance, sample_camera
+    from structpose.render import sample_appearance, sample_camera
 
     library = attrs.get("pose_library", "")
     lib = load_pose_library(None if library.startswith("structpose/assets/") else library,
@@ -507,10 +527,11 @@ def _write_clip(out: Path, attrs: dict, frames: int, size: int, seed: int) -> li
     start = rng.integers(len(rows) - frames + 1)
     poses = lib.poses[rows[start : start + frames]].astype(np.float64)
     camera, appearance = sample_camera(rng, poses[0]), sample_appearance(rng)
+    draw = _clip_renderer(attrs.get("renderer", "capsule"), poses, rng)
     truth = []
     with video_writer(out / "test_sequence.mp4", lib.fps) as write:
-        for pose in poses:
-            sample = render_sample(pose, camera, appearance, np.random.default_rng([seed, 18]), size)
+        for i, pose in enumerate(poses):
+            sample = draw(i, pose, camera, appearance, np.random.default_rng([seed, 18]), size)
             write(sample.image)
             truth.append(sample.pose3d)
     names = np.array([f"test_sequence frame {i}" for i in range(frames)])

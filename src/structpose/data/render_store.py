@@ -27,7 +27,7 @@ from structpose.data.store import StoreWriter, estimated_bytes, shard_path
 from structpose.data.synth import _SPLIT_ID, check_renderer, pool_context, render_split_arrays, renderer_attrs
 from structpose.errors import InputError
 from structpose.files import require_free_space
-from structpose.render import RENDERERS
+from structpose.render import DEFAULT_RENDERER, RENDERERS
 from structpose.skeleton import NUM_JOINTS
 
 #: ``created_by`` of the stores :func:`render_poses` writes (not the embedded benchmark's: its poses are yours).
@@ -51,14 +51,15 @@ def render_poses(
     workers: int = 1,
     chunk: int = 256,
     progress: bool = True,
-    renderer: str = "capsule",
+    renderer: str = DEFAULT_RENDERER,
 ) -> Path:
     """Render ``poses_world`` into the store ``out_dir/{split}.h5`` as the embedded benchmark's split is rendered.
 
     Each pose gets its own sampled camera and appearance, drawn exactly as :func:`~structpose.data.synth.
     synthesize` draws sample ``i`` of ``split`` (same seed, same bytes). The stored ``poses3d`` are the
     poses in the sampled camera's frame, root-relative (``camera.world_to_camera(pose) - root``, float32
-    mm); ``root_cam``, ``intrinsics``, ``boxes`` and ``joints2d`` as in every store. Attributes: the store's
+    mm; with the mesh renderer, the rendered body's own joints: the pose's bone directions on the body's
+    bone lengths); ``root_cam``, ``intrinsics``, ``boxes`` and ``joints2d`` as in every store. Attributes: the store's
     own plus ``created_by`` (:data:`CREATED_BY`), ``source``, ``license``, ``split``, ``config`` (JSON: size,
     margin, seed), ``renderer_version``, ``poses_sha256`` (of ``poses_world`` as float64), ``first_sample``
     and ``num_split_samples``. An existing ``{split}.h5`` is replaced atomically (only once the new one is

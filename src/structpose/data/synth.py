@@ -95,7 +95,8 @@ def _library(path: str | Path | None, sources: tuple[str, ...]) -> PoseLibrary:
 
 
 def render_split_sample(
-    pose_world: np.ndarray, split: str, index: int, seed: int, size: int, margin: float, renderer: str = "capsule"
+    pose_world: np.ndarray, split: str, index: int, seed: int, size: int, margin: float,
+    renderer: str = DEFAULT_RENDERER,
 ) -> RenderedSample:
     """Sample ``index`` of ``split`` exactly as :func:`synthesize` renders it, for any pose.
 
@@ -150,7 +151,8 @@ def _mesh_samples(
 
 
 def render_split_arrays(
-    poses_world: np.ndarray, split: str, ids: np.ndarray, seed: int, size: int, margin: float, renderer: str = "capsule"
+    poses_world: np.ndarray, split: str, ids: np.ndarray, seed: int, size: int, margin: float,
+    renderer: str = DEFAULT_RENDERER,
 ) -> dict[str, np.ndarray]:
     """The numeric store fields of samples ``ids`` of ``split`` rendered from ``poses_world`` (one pose each),
     by :func:`render_split_sample`: ``images`` (n, S, S, 3) uint8 and ``poses3d``, ``joints2d``,

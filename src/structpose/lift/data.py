@@ -7,7 +7,9 @@ lens distortion (px in the camera's 1000-px image). The splits follow the embedd
 whole sequences, drawn with ``split_seed`` by :func:`structpose.train.data.split_train_val`), ``test`` and
 ``unseen`` exactly the frames and cameras of the rendered store's ``test`` and ``unseen`` splits (the same
 draws as :func:`structpose.data.synth.render_split_sample`), so the lifter is scored on the poses and
-viewpoints the image methods are scored on.
+viewpoints the image methods are scored on: the mocap poses themselves, as capsule people wear them (mesh
+people carry each pose onto a body of their own bone lengths; ``data.test_store`` scores on a store's own
+labels, whichever renderer drew it).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from structpose.render.sample import RenderedSample, render_sample
 #: Version of each renderer: changes whenever its images of the same seed change; part of the benchmark version.
 RENDERERS: dict[str, int] = {"capsule": 1, "mesh": 1}
 RENDERER_VERSION = RENDERERS["capsule"]  # stores without a "renderer" attribute are capsule stores
-DEFAULT_RENDERER = "capsule"
+DEFAULT_RENDERER = "mesh"  # the embedded default draws mesh people; --renderer capsule draws capsules
 
 __all__ = [
     "DEFAULT_RENDERER",

@@ -62,7 +62,7 @@ uniform vec3 light_dir;     // unit, towards the light, camera frame
 uniform vec3 light_colour;
 uniform float ambient;
 uniform float diffuse;
-uniform int pattern_kind;   // 0 none, 1 horizontal stripes, 2 checks, 3 vertical stripes
+uniform int pattern_kind;   // 0 none, 1 horizontal stripes, 2 dots, 3 diagonal stripes
 uniform float pattern_period;  // mm, in the body's rest frame
 uniform vec3 pattern_colour;
 uniform int maps;           // 1: write (depth, part, 1, 1) instead of colour
@@ -106,7 +106,7 @@ void main() { f_colour = texture(hi, gl_FragCoord.xy / size); }  // the centre o
 @dataclass(frozen=True)
 class Shading:
     """Per-image shading uniforms: a directional light plus ambient (camera frame), and one clothing
-    pattern (``kind`` 0 none, 1 horizontal stripes, 2 checks, 3 diagonal stripes; ``period`` mm in the
+    pattern (``kind`` 0 none, 1 horizontal stripes, 2 dots, 3 diagonal stripes; ``period`` mm in the
     body's rest frame; drawn where a vertex's ``pattern`` attribute is 1)."""
 
     light_dir: np.ndarray

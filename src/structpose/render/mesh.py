@@ -20,15 +20,27 @@ from structpose.render.bodybank import PARTS, BodyBank, load_body_bank
 from structpose.render.compose import compose
 from structpose.render.gl import MeshRaster, Shading
 from structpose.render.retarget import Posed, pose_body, skin
-from structpose.render.sample import RenderedSample, check_pose
+from structpose.render.sample import RenderedSample, check_pose, labelled_sample
 from structpose.render.shading import sample_light
 from structpose.skeleton import H36M
 
-#: Clothing patterns a shirt may carry (``Shading.pattern_kind``): none, stripes, checks, diagonal stripes.
-PATTERNS = ("plain", "stripes", "checks", "diagonal")
+#: Clothing patterns a shirt may carry (``Shading.pattern_kind``): none, stripes, dots, diagonal stripes.
+PATTERNS = ("plain", "stripes", "dots", "diagonal")
 PATTERN_PROBABILITIES = (0.55, 0.15, 0.15, 0.15)
 _PART = {name: i for i, name in enumerate(PARTS)}
 _NEAR_MM = 1.0  # every vertex must be this far in front of the camera
+MAX_BONE_MM = 1000.0  # a mocap bone longer than this is a malformed pose (or one not in mm)
+
+
+def check_bones(pose: np.ndarray) -> None:
+    """Raise ``ValueError`` for a pose (17, 3) whose bones cannot be a person's in mm: the body takes only
+    the bones' directions, so a wrong length would otherwise pass unnoticed."""
+    lengths = H36M.bone_lengths(pose[None])[0]
+    if lengths.max() < 10.0:
+        raise ValueError(f"the longest bone is {lengths.max():.3g} long: the pose is not in mm (metres?)")
+    long = [H36M.limb_name(limb) for limb, n in zip(H36M.limbs, lengths, strict=True) if n > MAX_BONE_MM]
+    if long:
+        raise ValueError(f"bones longer than {MAX_BONE_MM:.0f} mm ({', '.join(long)}): a malformed pose")
 
 
 @lru_cache(maxsize=4)
@@ -121,6 +133,7 @@ def render_mesh_sample(
     pose = np.asarray(pose_world, dtype=np.float64)
     if pose.shape != (H36M.num_joints, 3) or not np.all(np.isfinite(pose)):
         raise ValueError(f"expected a finite ({H36M.num_joints}, 3) pose in mm, got shape {pose.shape}")
+    check_bones(pose)
     bank = load_body_bank()
     posed, verts, normals = pose_bank_body(pose, bank, body, posed)
     joints_cam = camera.world_to_camera(posed.joints)
@@ -150,13 +163,4 @@ def render_mesh_sample(
     extra = {}
     if maps:
         extra = {"mask": frame.alpha, "depth": frame.depth, "parts": frame.part.astype(np.int8)}
-    root_cam = joints_cam[0]
-    return RenderedSample(
-        image=np.ascontiguousarray(image),
-        pose3d=(joints_cam - root_cam).astype(np.float32),
-        joints2d=to_crop(joints_full, box, size).astype(np.float32),
-        camera=camera,
-        box=box,
-        root_cam=root_cam,
-        **extra,
-    )
+    return labelled_sample(image, joints_cam, joints_full, camera, box, size, **extra)

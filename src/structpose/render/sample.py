@@ -125,6 +125,20 @@ def render_sample(
             "depth": depth.reshape(size, supersample, size, supersample).min(axis=(1, 3)).astype(np.float32),
             "parts": index[::supersample, ::supersample].astype(np.int8),
         }
+    return labelled_sample(image, joints_cam, joints_full, camera, box, size, **extra)
+
+
+def labelled_sample(
+    image: np.ndarray,
+    joints_cam: np.ndarray,
+    joints_full: np.ndarray,
+    camera: Camera,
+    box: np.ndarray,
+    size: int,
+    **maps: np.ndarray,
+) -> RenderedSample:
+    """A :class:`RenderedSample` of a rendered crop ``image`` (S, S, 3) uint8 and its labels: ``joints_cam``
+    (17, 3) mm camera frame, their projections ``joints_full`` (17, 2) full-image px, the crop ``box``."""
     root_cam = joints_cam[0]
     return RenderedSample(
         image=np.ascontiguousarray(image),
@@ -133,5 +147,5 @@ def render_sample(
         camera=camera,
         box=box,
         root_cam=root_cam,
-        **extra,
+        **maps,
     )

@@ -86,14 +86,14 @@ class DataConfig:
     training images, so the direct CNN is the same network.
     """
 
-    root: str = "data/synth/quick-v2"
+    root: str = "data/synth/quick-v2-mesh"
     train_fraction: float = 1.0
     val_fraction: float = 0.1
     num_workers: int = 2
     actions: tuple[str, ...] | None = None
     split_seed: int = 0  # draws the validation sequences and the train_fraction subset; fixed across --seeds
     protocol: str = "v2"  # the embedded benchmark's protocol (structpose.data.protocol) a rendered store must have
-    renderer: str = "capsule"  # the renderer ("capsule" or "mesh") a store of the embedded benchmark must have
+    renderer: str = "mesh"  # the renderer ("mesh" or "capsule") a store of the embedded benchmark must have
     equal_steps: bool = False
     ae_poses: Literal["images", "library"] = "images"
     ae_library_poses: int = 200_000
