@@ -765,8 +765,8 @@ def _licence(attrs: dict) -> str:
 
 
 def _training_data(cfg: ExperimentConfig, attrs: dict) -> dict:
-    keep = ("created_by", "preset", "source", "sources", "license", "protocol", "renderer_version",
-            "pose_library", "pose_library_sha256")  # fmt: skip
+    keep = ("created_by", "preset", "source", "sources", "license", "protocol", "renderer", "renderer_version",
+            "body_bank_sha256", "pose_library", "pose_library_sha256")  # fmt: skip
     return {"root": str(cfg.data.root), "split": "train", "found": bool(attrs), "license": "not recorded by the store",
             **{k: attrs[k] for k in keep if k in attrs}}  # fmt: skip
 
@@ -778,6 +778,7 @@ def _benchmark(cfg: ExperimentConfig, attrs: dict, results: dict | None) -> dict
     if version is None:
         version = _benchmark_version(cfg)
     return {"version": version, "protocol": attrs.get("protocol", cfg.data.protocol),
+            "renderer": attrs.get("renderer", "capsule" if attrs.get("renderer_version") else None),
             "renderer_version": attrs.get("renderer_version"), "metric_conventions": METRIC_CONVENTIONS}  # fmt: skip
 
 
