@@ -237,3 +237,13 @@ def test_a_pose_not_in_mm_or_with_a_giant_bone_is_refused_by_name():
     far[H36M.index("Head")] += [0, 0, 50_000]
     with pytest.raises(ValueError, match="Neck/Nose-Head"):
         check_bones(far)
+
+
+def test_your_own_poses_drawn_as_mesh_people_carry_the_body_models_terms(gl, tmp_path, library_poses):
+    from structpose.data.render_store import render_poses
+
+    path = render_poses(library_poses[:2], tmp_path, size=32, license="my mocap: CC BY 4.0", progress=False,
+                        renderer="mesh")  # fmt: skip
+    with open_store(path) as store:
+        assert store.attrs["license"].startswith("my mocap: CC BY 4.0; ") and "CC0" in store.attrs["license"]
+        assert store.attrs["renderer"] == "mesh" and len(store.attrs["body_bank_sha256"]) == 64

@@ -30,11 +30,15 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def cmd_bodies(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from structpose.render.bodybank import build_body_bank, save_body_bank
 
     bank = build_body_bank(args.bodies, args.seed)
     path = save_body_bank(bank, args.out)
-    print(f"wrote {path}: {len(bank)} bodies, {path.stat().st_size / 2**20:.2f} MiB")
+    stature = np.ptp(bank.vertices[:, :, 2], axis=1)
+    print(f"wrote {path}: {len(bank)} bodies, {path.stat().st_size / 2**20:.2f} MiB, stature "
+          f"{stature.min():.0f}-{stature.max():.0f} mm (median {np.median(stature):.0f})")
     return 0
 
 

@@ -27,7 +27,7 @@ from structpose.data.store import StoreWriter, estimated_bytes, shard_path
 from structpose.data.synth import _SPLIT_ID, check_renderer, pool_context, render_split_arrays, renderer_attrs
 from structpose.errors import InputError
 from structpose.files import require_free_space
-from structpose.render import DEFAULT_RENDERER, RENDERERS
+from structpose.render import DEFAULT_RENDERER
 from structpose.skeleton import NUM_JOINTS
 
 #: ``created_by`` of the stores :func:`render_poses` writes (not the embedded benchmark's: its poses are yours).
@@ -117,12 +117,9 @@ def render_poses(
     attrs = {
         "created_by": CREATED_BY,
         "source": source,
-        "license": license,
         "split": split,
         "config": json.dumps({"size": int(size), "margin": float(margin), "seed": int(seed)}),
-        "renderer": renderer,
-        "renderer_version": RENDERERS[renderer],
-        **renderer_attrs(renderer),
+        **renderer_attrs(renderer, license),
         "poses_sha256": hashlib.sha256(np.ascontiguousarray(poses).tobytes()).hexdigest(),
         "first_sample": 0,
         "num_split_samples": n,

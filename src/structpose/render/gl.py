@@ -122,7 +122,7 @@ class Shading:
 class Frame:
     """What one draw returns: ``rgb`` (S, S, 3) float32 premultiplied colour, ``alpha`` (S, S) float32
     coverage in [0, 1]; with maps, ``depth`` (S, S) float32 camera depth mm (``inf`` off the body) and
-    ``part`` (S, S) int16 part index (-1 off the body), sampled at pixel centres without multisampling.
+    ``part`` (S, S) int8 part index (-1 off the body), sampled at pixel centres without multisampling.
     Rows run top to bottom (image order)."""
 
     rgb: np.ndarray
@@ -139,7 +139,8 @@ def context():
         import moderngl
     except ImportError as err:
         raise ConfigError(
-            "the mesh renderer needs moderngl: pip install 'structpose[mesh]' (or use --renderer capsule)"
+            "the mesh renderer needs moderngl (a dependency of structpose): pip install moderngl (or use --renderer "
+            "capsule)"
         ) from err
     try:
         return moderngl.create_standalone_context(backend="egl")
@@ -214,4 +215,4 @@ class MeshRaster:
         self.vao.render()
         m = np.frombuffer(self.single.read(components=4, dtype="f4"), np.float32).reshape(self.size, self.size, 4)
         m = m[::-1]
-        return Frame(rgb, alpha, m[..., 0].copy(), np.rint(m[..., 1]).astype(np.int16))
+        return Frame(rgb, alpha, m[..., 0].copy(), np.rint(m[..., 1]).astype(np.int8))

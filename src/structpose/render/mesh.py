@@ -20,7 +20,7 @@ from structpose.render.bodybank import PARTS, BodyBank, load_body_bank
 from structpose.render.compose import compose
 from structpose.render.gl import MeshRaster, Shading
 from structpose.render.retarget import Posed, pose_body, skin
-from structpose.render.sample import RenderedSample, check_pose, labelled_sample
+from structpose.render.sample import RenderedSample, as_pose, check_pose, labelled_sample
 from structpose.render.shading import sample_light
 from structpose.skeleton import H36M
 
@@ -130,9 +130,7 @@ def render_mesh_sample(
     (in a batch: :func:`structpose.data.synth.render_split_arrays` solves a chunk at once).
     Raises ``ValueError`` for a malformed pose, or one (partly) behind or beside the camera.
     """
-    pose = np.asarray(pose_world, dtype=np.float64)
-    if pose.shape != (H36M.num_joints, 3) or not np.all(np.isfinite(pose)):
-        raise ValueError(f"expected a finite ({H36M.num_joints}, 3) pose in mm, got shape {pose.shape}")
+    pose = as_pose(pose_world)
     check_bones(pose)
     bank = load_body_bank()
     posed, verts, normals = pose_bank_body(pose, bank, body, posed)
@@ -162,5 +160,5 @@ def render_mesh_sample(
                     pose[0], light)  # fmt: skip
     extra = {}
     if maps:
-        extra = {"mask": frame.alpha, "depth": frame.depth, "parts": frame.part.astype(np.int8)}
+        extra = {"mask": frame.alpha, "depth": frame.depth, "parts": frame.part}
     return labelled_sample(image, joints_cam, joints_full, camera, box, size, **extra)

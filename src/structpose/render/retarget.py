@@ -31,7 +31,7 @@ from structpose.skeleton import H36M
 
 _P = H36M.parents
 _J = {name: H36M.index(name) for name in H36M.names}
-_SEGMENT_OF_HIP_CHILD = {_J["RHip"]: 0, _J["LHip"]: 0}  # the hip offsets turn with the pelvis
+_HIPS = frozenset((_J["RHip"], _J["LHip"]))  # the hip offsets turn with the pelvis (segment 0)
 
 
 @dataclass(frozen=True)
@@ -135,13 +135,13 @@ def segment_rotations(pose: np.ndarray, rest: np.ndarray) -> np.ndarray:
     R = np.empty((len(pose), H36M.num_joints, 3, 3))
     R[:, 0] = _frame_rotation(rest, pose, (_J["RHip"], _J["LHip"]), (_J["Hip"], _J["Spine"]))
     for level in _LEVELS:
-        free = [j for j in level if j not in _SEGMENT_OF_HIP_CHILD and j not in _FRAMED]
+        free = [j for j in level if j not in _HIPS and j not in _FRAMED]
         parents = [_P[j] for j in free]
         parent = R[:, parents]
         rest_dir = np.einsum("nsij,nsj->nsi", parent, rest[:, free] - rest[:, parents])
         R[:, free] = _mm(swing(rest_dir, pose[:, free] - pose[:, parents], parent[..., :, 0]), parent)
         for j in level:
-            if j in _SEGMENT_OF_HIP_CHILD:
+            if j in _HIPS:
                 R[:, j] = R[:, 0]
             elif j in _FRAMED:
                 R[:, j] = _frame_rotation(rest, pose, *_FRAMED[j])

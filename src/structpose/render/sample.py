@@ -49,6 +49,14 @@ class RenderedSample:
     parts: np.ndarray | None = None
 
 
+def as_pose(pose_world: np.ndarray) -> np.ndarray:
+    """``pose_world`` as a (17, 3) float64 array; ``ValueError`` when it has another shape or a non-finite value."""
+    pose = np.asarray(pose_world, dtype=np.float64)
+    if pose.shape != (H36M.num_joints, 3) or not np.all(np.isfinite(pose)):
+        raise ValueError(f"expected a finite ({H36M.num_joints}, 3) pose in mm, got shape {pose.shape}")
+    return pose
+
+
 def check_pose(joints_cam: np.ndarray) -> None:
     """Raise ``ValueError`` for poses that cannot be rendered by this camera."""
     z = joints_cam[:, 2]
@@ -88,9 +96,7 @@ def render_sample(
     against the rays in its screen-space bounding box (``False`` tests all rays, for benchmarking).
     Raises ``ValueError`` for a malformed pose, or one (partly) behind or beside the camera.
     """
-    pose = np.asarray(pose_world, dtype=np.float64)
-    if pose.shape != (H36M.num_joints, 3) or not np.all(np.isfinite(pose)):
-        raise ValueError(f"expected a finite ({H36M.num_joints}, 3) pose in mm, got shape {pose.shape}")
+    pose = as_pose(pose_world)
     joints_cam = camera.world_to_camera(pose)
     check_pose(joints_cam)
     joints_full = camera.project(joints_cam)

@@ -23,6 +23,7 @@ from structpose.errors import ConfigError
 from structpose.models.autoencoder import AEConfig
 from structpose.models.cnn import CNNConfig
 from structpose.models.structnet import StructNetConfig
+from structpose.render import RENDERERS
 from structpose.train.methods import METHODS
 
 Schedule = Literal["constant", "cosine", "cosine_restarts"]
@@ -105,8 +106,8 @@ class DataConfig:
             raise ConfigError(f"data.ae_library_poses must be >= 1: {self}")
         if self.protocol not in ("v1", "v2"):
             raise ConfigError(f"data.protocol must be v1 or v2, got {self.protocol!r}")
-        if self.renderer not in ("capsule", "mesh"):
-            raise ConfigError(f"data.renderer must be capsule or mesh, got {self.renderer!r}")
+        if self.renderer not in RENDERERS:
+            raise ConfigError(f"data.renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
 
 
 @dataclass(frozen=True)
