@@ -1,5 +1,6 @@
 """The command line end to end on the tiny preset: data synth, data show, reproduce (and its refusals)."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -91,6 +92,11 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
         np.testing.assert_array_equal(again[f"test/{key}"], preds[key])
     table = (run / "ablations.md").read_text()
     assert "| reference | the preset |" in table and "OURS/CNN" in table
+    # the grid's JSON stands without its run folder: benchmark version, command, base config and its hash
+    grid = json.loads((run / "ablations.json").read_text())
+    assert "protocol v2" in grid["benchmark"] and {"command", "git_commit"} <= grid.keys()
+    assert grid["base_config_sha256"] == hashlib.sha256(grid["base_config"].encode()).hexdigest()
+    assert [r["key"] for r in grid["rows"]] == ["preset"] and len(grid["rows"][0]["mpjpe"]["cnn"]) == 3
     # seed 0 of the setting is the main run's (its stages taken, none trained); seeds 1 and 2 are trained
     reused = run / "ablations" / "preset" / "seed0" / "direct"
     assert (reused / "model.safetensors").read_bytes() == (run / "seed0" / "direct" / "model.safetensors").read_bytes()

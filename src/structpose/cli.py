@@ -277,6 +277,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablations(args: argparse.Namespace) -> int:
+    from structpose.ablations import write_grid
+
+    out = write_grid([Path(p) for p in args.grids], Path(args.out))
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     from structpose.view import write_view
 
@@ -431,6 +439,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", action="store_true", help="also write model.onnx (networks only)")
     p.add_argument("--half", action="store_true", help="lifters (lift_ours, lift_direct): float16 weights")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("ablations", help="one regime table and figure from the grids of several runs "
+                                         "(their ablations.json, or the copies under results/)")  # fmt: skip
+    p.add_argument("grids", nargs="+", metavar="GRID", help="ablations.json files of one benchmark version and "
+                                                             "base configuration; a setting is taken from the "
+                                                             "first file that has it")  # fmt: skip
+    p.add_argument("--out", default="ablations", help="the folder of ablations.md and ablations.png")
+    p.set_defaults(func=cmd_ablations)
 
     p = sub.add_parser("view", help="one self-contained interactive HTML page of predicted (and true) 3D poses")
     p.add_argument("src", help="a `structpose reproduce` run folder (or its seedN/ or a predictions.npz), or a "
