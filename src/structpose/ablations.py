@@ -92,7 +92,8 @@ def run_ablations(
     base = run.root / ABLATIONS_DIR / "base_config.yaml"
     base.parent.mkdir(parents=True, exist_ok=True)
     write_text(base, replace(cfg, methods=ARMS).to_yaml())
-    meta = _provenance(run, base, cfg)
+    test = _test_set(cfg)  # every setting scores on the base run's test store (data.root is never overridden)
+    meta = _provenance(run, base, cfg, test)
     rows: list[dict] = []
     for key in keys:
         setting = ABLATIONS[key]
@@ -104,7 +105,6 @@ def run_ablations(
             folder = run.ablation(key, scfg.trainer.seed)
             reuse = _reuse(run, key, scfg.trainer.seed)
             preds = run_seed(scfg, folder, resume, sets=("test",), reference=False, reuse=reuse)["test"]
-            test = _test_set(scfg)
             for m in ARMS:
                 scores[m].append(_mean_mpjpe(preds[m], test))
             shares.append(penalty_share((folder, *reuse), scfg))
@@ -115,7 +115,7 @@ def run_ablations(
     return run.ablations_md
 
 
-def _provenance(run: RunLayout, base: Path, cfg: ExperimentConfig) -> dict:
+def _provenance(run: RunLayout, base: Path, cfg: ExperimentConfig, test) -> dict:
     """What ``ablations.json`` needs to stand without its run folder: the benchmark version, the commit and
     command of the run (its ``environment.json``), and the base configuration with its SHA-256."""
     import hashlib
@@ -124,7 +124,7 @@ def _provenance(run: RunLayout, base: Path, cfg: ExperimentConfig) -> dict:
 
     env = json.loads(run.environment.read_text()) if run.environment.is_file() else {}
     text = base.read_text()
-    return {"benchmark": benchmark_version(_test_set(cfg), cfg), "git_commit": env.get("git_commit", ""),
+    return {"benchmark": benchmark_version(test, cfg), "git_commit": env.get("git_commit", ""),
             "command": env.get("command", ""), "base_config_sha256": hashlib.sha256(text.encode()).hexdigest(),
             "base_config": text}  # fmt: skip
 
@@ -197,7 +197,8 @@ def ablation_table(rows: list[dict], n_seeds: int | None = None) -> str:
 
 def load_grids(paths: list[Path]) -> tuple[dict, list[dict]]:
     """The rows of one or more grid files (a run's ``ablations.json``, or its copy under ``results/``), in
-    the order given, a setting once (the first file's); with the first file's provenance.
+    the order given, a setting once (the first file's); with the first file's provenance and ``sources``,
+    the (path, commit) of every file.
 
     Raises:
         InputError: a file is unreadable, is not a grid, or measured another benchmark version or another
@@ -212,6 +213,7 @@ def load_grids(paths: list[Path]) -> tuple[dict, list[dict]]:
 
     first: dict = {}
     rows: dict[str, dict] = {}
+    sources: list[tuple[str, str]] = []
     for path in map(Path, paths):
         try:
             grid = json.loads(path.read_text())
@@ -225,9 +227,10 @@ def load_grids(paths: list[Path]) -> tuple[dict, list[dict]]:
                              f"{first.get('benchmark')!r}; numbers of two versions are never one table")  # fmt: skip
         elif base(grid) != base(first):
             raise InputError(f"{path}: its base configuration is not {paths[0]}'s; compare their base_config")
+        sources.append((str(path), grid.get("git_commit", "")))
         for row in grid_rows:
             rows.setdefault(row["key"], row | {"source": str(path)})
-    return {k: v for k, v in first.items() if k != "rows"}, list(rows.values())
+    return {k: v for k, v in first.items() if k != "rows"} | {"sources": sources}, list(rows.values())
 
 
 def grid_figure(rows: list[dict], path: Path) -> Path | None:
@@ -268,7 +271,7 @@ def write_grid(paths: list[Path], out: Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figure = grid_figure(rows, out / "ablations.png")
-    sources = [f"- `{p}` (commit {json.loads(Path(p).read_text()).get('git_commit', '')[:10] or '?'})" for p in paths]
+    sources = [f"- `{path}` (commit {commit[:10] or '?'})" for path, commit in meta["sources"]]
     text = [ablation_table(rows).rstrip(), "", f"Benchmark: {meta.get('benchmark', '?')}.", "",
             "From:", *sources, ""]  # fmt: skip
     if figure is not None:
