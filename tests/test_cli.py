@@ -35,6 +35,8 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
         "Occlusion at test time",
         "Truncation at test time",
         "All test sets at a glance",
+        "| seed0 | direct |",  # the convergence table: every logged stage of the seed
+        "| seed0 | latent |",
     ):
         assert needle in report, needle
     assert "unresolved (one seed)" in report  # one seed: no CI over seeds, and the report says so
@@ -48,6 +50,8 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
         assert card["method"]["key"] == key and card["metrics"]["sets"]["test"]["mean_over_actions"]["mpjpe"] > 0
     released = structpose.load(run / "models" / "ours")
     results = json.loads((run / "results.json").read_text())
+    # every stage with two validations or more (tiny's fine-tuning has one epoch: nothing to tell)
+    assert {r["stage"] for r in results["convergence"]} >= {"ae_finetune", "latent", "direct"}
     assert {"ours", "cnn", "linkde", "linkde_knn", "mean_pose", "oracle"} <= set(results["test"]["methods"])
     saved = np.load(run / "seed0" / "predictions.npz")
     preds = {k.split("/")[1]: saved[k] for k in saved.files if k.startswith("test/")}

@@ -243,6 +243,59 @@ def loss_curves(run_dir: Path, path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
+#: A stage has converged when its validation MPJPE changed by less than FLAT_TOLERANCE (relative) over the
+#: last FLAT_WINDOW of its optimizer steps (the criterion of the `full` budget).
+FLAT_WINDOW = 0.2
+FLAT_TOLERANCE = 0.01
+
+
+def plateau(curve: list[tuple[int, float]], window: float = FLAT_WINDOW) -> dict | None:
+    """How much a validation curve [(step, value)] still moved at its end: the last value logged at or
+    before step (1 - window) × its last step, the last value, and their relative change; ``flat`` when that
+    change is under :data:`FLAT_TOLERANCE` in size. None for fewer than two points."""
+    if len(curve) < 2:
+        return None
+    last_step, end = curve[-1]
+    before = [v for s, v in curve if s <= (1 - window) * last_step]
+    start = before[-1] if before else curve[0][1]
+    change = (end - start) / start if start else math.inf
+    return {"steps": int(last_step), "start": start, "end": end, "change": change,
+            "flat": bool(abs(change) < FLAT_TOLERANCE)}  # fmt: skip
+
+
+def convergence(run_dir: Path) -> list[dict]:
+    """Per seed folder of the run and per stage logging ``val/mpjpe_mm``, :func:`plateau` of that curve
+    (the logs of a resumed stage, one ``version_k`` per attempt, joined by step)."""
+    from structpose.train.layout import RunLayout
+
+    rows = []
+    for seed in RunLayout(run_dir).seeds():
+        for stage in sorted(p for p in seed.logs.glob("*") if p.is_dir()):
+            curve = sorted(pt for log in sorted(stage.glob("version_*/metrics.csv"))
+                           for pt in read_metrics_csv(log).get("val/mpjpe_mm", []))  # fmt: skip
+            if (flat := plateau(curve)) is not None:
+                rows.append({"seed": seed.root.name, "stage": stage.name} | flat)
+    return rows
+
+
+def convergence_section(rows: list[dict]) -> list[str]:
+    """Markdown: the :func:`convergence` table and, for the direct CNN, in how many seeds it was flat."""
+    if not rows:
+        return []
+    pct = f"{FLAT_WINDOW:.0%}"
+    lines = [f"## Convergence — validation MPJPE over the last {pct} of each stage's steps", "",
+             f"| seed | stage | steps | val. MPJPE at {1 - FLAT_WINDOW:.0%} of the steps (mm) | at the end (mm) | "
+             f"change | flat (< {FLAT_TOLERANCE:.0%}) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['seed']} | {r['stage']} | {r['steps']} | {r['start']:.1f} | {r['end']:.1f} | "
+                     f"{r['change']:+.1%} | {'yes' if r['flat'] else 'no'} |")  # fmt: skip
+    direct = [r for r in rows if r["stage"] == "direct"]
+    if direct:
+        flat = sum(r["flat"] for r in direct)
+        lines += ["", f"The direct CNN's validation MPJPE was flat in {flat} of {len(direct)} seed(s)."]
+    return [*lines, ""]
+
+
 def regime_table(sets: list[TestSetResults]) -> str:
     """Markdown: per test set, the mean-over-actions MPJPE of LinKDE, the CNN and OURS-FT (mean over seeds),
     OURS-FT / CNN and CNN − LinKDE with their 95% CIs over seeds (t)."""
@@ -422,11 +475,12 @@ def write_report(run_dir: Path, run: RunSummary) -> Path:
         text += ["## All test sets at a glance (mean-over-actions MPJPE, mm; mean over seeds)", "",
                  regime_table([run.test, *run.regimes]), ""]  # fmt: skip
     ratio_figure = regime_figure([run.test, *run.regimes], run_dir / "regimes.png")
+    flat = convergence(run_dir)
     text += ["## Table 2 analogue — limb-length-ratio errors (unitless; lower is better)", "",
              "Sum over the pairs of limbs (i, j) of a group of the mean over frames of "
              "|log(l_i/l_j)_pred − log(l_i/l_j)_gt| (our reading of the paper's metric).", "",
              table2(run.test.evaluations), "", *paper_table2(), *[f"{n}\n" for n in run.notes],
-             "## Figures", ""]  # fmt: skip
+             *convergence_section(flat), "## Figures", ""]  # fmt: skip
     if run.figure2 is not None:
         text += ["![Figure 2 analogue](figure2.png)", ""]
     if curves is not None:
@@ -435,7 +489,7 @@ def write_report(run_dir: Path, run: RunSummary) -> Path:
         text += ["![OURS-FT / CNN per test set, 95% CI over seeds](regimes.png)", ""]
     text += ["## Configuration", "", "```yaml", run.config_yaml.rstrip(), "```", "",
              "## Environment", "", "```json", json.dumps(env, indent=1), "```", ""]  # fmt: skip
-    write_text(run_dir / "results.json", json.dumps(results_json(run), indent=1))
+    write_text(run_dir / "results.json", json.dumps(results_json(run) | {"convergence": flat}, indent=1))
     return write_text(run_dir / "report.md", "\n".join(text))
 
 
