@@ -98,9 +98,11 @@ def main() -> None:
         run_mesh(inputs[:20], size)  # warm-up: the GL context, shaders, the body bank
         wall, cpu = run_mesh(inputs, size)
         mesh = args.n / wall
-        print(f"S={size:3d}: mesh {mesh:7.1f} img/s ({args.n / cpu:7.1f} per CPU s) | mesh / capsules (culled) "
-              f"x{mesh / rates[size]:.2f}" + (f" | vs target {MESH_TARGET_128:.0f} img/s: "
-                                               f"x{mesh / MESH_TARGET_128:.2f}" if size == 128 else ""))
+        print(
+            f"S={size:3d}: mesh {mesh:7.1f} img/s ({args.n / cpu:7.1f} per CPU s) | mesh / capsules (culled) "
+            f"x{mesh / rates[size]:.2f}"
+            + (f" | vs target {MESH_TARGET_128:.0f} img/s: x{mesh / MESH_TARGET_128:.2f}" if size == 128 else "")
+        )
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ def test_the_body_is_in_the_picture_and_the_maps_agree(gl, library_poses):
     on = s.mask > 0.99
     assert 0.05 < on.mean() < 0.7  # a person, not an empty or a full frame
     assert np.all(np.isfinite(s.depth[s.parts >= 0])) and np.all(np.isinf(s.depth[s.parts < 0]))
-    z = (s.pose3d[:, 2] + s.root_cam[2])
+    z = s.pose3d[:, 2] + s.root_cam[2]
     assert z.min() - 400 < np.median(s.depth[on]) < z.max() + 400  # depth in mm, near the joints
     border = np.concatenate([s.mask[0], s.mask[-1], s.mask[:, 0], s.mask[:, -1]])
     assert border.mean() < 0.1  # the person-centred crop holds the person

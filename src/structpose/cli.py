@@ -37,8 +37,10 @@ def cmd_bodies(args: argparse.Namespace) -> int:
     bank = build_body_bank(args.bodies, args.seed)
     path = save_body_bank(bank, args.out)
     stature = np.ptp(bank.vertices[:, :, 2], axis=1)
-    print(f"wrote {path}: {len(bank)} bodies, {path.stat().st_size / 2**20:.2f} MiB, stature "
-          f"{stature.min():.0f}-{stature.max():.0f} mm (median {np.median(stature):.0f})")
+    print(
+        f"wrote {path}: {len(bank)} bodies, {path.stat().st_size / 2**20:.2f} MiB, stature "
+        f"{stature.min():.0f}-{stature.max():.0f} mm (median {np.median(stature):.0f})"
+    )
     return 0
 
 
@@ -304,8 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     data = data_parser.add_subparsers(dest="data_cmd", required=True)
     p = data.add_parser("bodies", help="rebuild the mesh renderer's body bank from anny (pip install "
                                        "'structpose[bodies]')")  # fmt: skip
-    p.add_argument("--out", type=Path, required=True,
-                   help="the .npz to write (the shipped one: structpose/assets/bodies_v1.npz, 128 bodies, seed 0)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="the .npz to write (the shipped one: structpose/assets/bodies_v1.npz, 128 bodies, seed 0)",
+    )
     p.add_argument("--bodies", type=int, default=128, help="how many bodies (body i depends on the seed and i only)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_bodies)
@@ -318,8 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-images", type=int)
     p.add_argument("--unseen-images", type=int, help="images of the unseen-motions test split (protocol v2)")
     p.add_argument("--protocol", choices=["v1", "v2"], help="benchmark protocol (default v2; see the README)")
-    p.add_argument("--renderer", choices=["capsule", "mesh"],
-                   help="capsule people (numpy ray casting) or mesh people (anny bodies, OpenGL); see the README")
+    p.add_argument(
+        "--renderer",
+        choices=["capsule", "mesh"],
+        help="capsule people (numpy ray casting) or mesh people (anny bodies, OpenGL); see the README",
+    )
     p.add_argument("--size", type=int, help="crop side in pixels")
     p.add_argument("--seed", type=int)
     p.add_argument("--sources", help="comma-separated: cmu,bandai (default both; 'cmu' for a CMU-only set)")
@@ -347,8 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subject", help="subject label (default: the file's name)")
     p.add_argument("--action", default="own", help="action label (reports group by it)")
     p.add_argument("--workers", type=int, default=2, help="render processes")
-    p.add_argument("--renderer", default="mesh", choices=["mesh", "capsule"],
-                   help="mesh people (default, as the embedded default) or capsules: as the model was trained on")
+    p.add_argument(
+        "--renderer",
+        default="mesh",
+        choices=["mesh", "capsule"],
+        help="mesh people (default, as the embedded default) or capsules: as the model was trained on",
+    )
     p.set_defaults(func=cmd_own)
 
     p = data.add_parser("show", help="PNG grid of samples with their 2D skeletons and one 3D pose")

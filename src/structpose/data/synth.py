@@ -95,7 +95,12 @@ def _library(path: str | Path | None, sources: tuple[str, ...]) -> PoseLibrary:
 
 
 def render_split_sample(
-    pose_world: np.ndarray, split: str, index: int, seed: int, size: int, margin: float,
+    pose_world: np.ndarray,
+    split: str,
+    index: int,
+    seed: int,
+    size: int,
+    margin: float,
     renderer: str = DEFAULT_RENDERER,
 ) -> RenderedSample:
     """Sample ``index`` of ``split`` exactly as :func:`synthesize` renders it, for any pose.
@@ -151,7 +156,12 @@ def _mesh_samples(
 
 
 def render_split_arrays(
-    poses_world: np.ndarray, split: str, ids: np.ndarray, seed: int, size: int, margin: float,
+    poses_world: np.ndarray,
+    split: str,
+    ids: np.ndarray,
+    seed: int,
+    size: int,
+    margin: float,
     renderer: str = DEFAULT_RENDERER,
 ) -> dict[str, np.ndarray]:
     """The numeric store fields of samples ``ids`` of ``split`` rendered from ``poses_world`` (one pose each),
