@@ -40,6 +40,7 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
     ):
         assert needle in report, needle
     assert "unresolved (one seed)" in report  # one seed: no CI over seeds, and the report says so
+    assert "– (one seed)" in report and "+nan" not in report and "[nan" not in report  # not as NaN
     for name in ("figure2.png", "loss_curves.png", "config.yaml", "environment.json", "results.json"):
         assert (run / name).stat().st_size > 0
     # the run's OURS and CNN as released models, loadable on their own, with the run's test metrics

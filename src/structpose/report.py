@@ -90,6 +90,13 @@ def _fmt(x: float | None, spread: float | None = None, digits: int = 1) -> str:
     return f"{x:.{digits}f} ± {spread:.{digits}f}" if spread is not None else f"{x:.{digits}f}"
 
 
+def _ci(low: float, high: float, spec: str = "+.1f") -> str:
+    """``[low, high]``, or "– (one seed)" where the interval is undefined (NaN: one seed has no spread)."""
+    if math.isnan(low) or math.isnan(high):
+        return "– (one seed)"
+    return f"[{low:{spec}}, {high:{spec}}]"
+
+
 def _agg(values: list[float]) -> tuple[float, float | None]:
     """Mean and sample std over seeds (std None for a single seed)."""
     arr = np.asarray(values, dtype=np.float64)
@@ -157,7 +164,7 @@ def paired_statistics(results: dict[str, list[Evaluation]], sequences: np.ndarra
         (sl, sh), (bl, bh) = c["ci_seeds"], c["ci_bootstrap"]
         per_seed = ", ".join(f"{d:+.1f}" for d in c["per_seed"])
         lines.append(f"| {METHOD_NAMES[c['a']]} − {METHOD_NAMES[c['b']]} | {per_seed} | {c['mean']:+.1f} | "
-                     f"[{sl:+.1f}, {sh:+.1f}] | [{bl:+.1f}, {bh:+.1f}] |")  # fmt: skip
+                     f"{_ci(sl, sh)} | {_ci(bl, bh)} |")  # fmt: skip
     return "\n".join([*lines, "", *(f"- {c['sentence']}" for c in pairs)]), pairs
 
 
@@ -309,8 +316,8 @@ def regime_table(sets: list[TestSetResults]) -> str:
         ratio = paired_over_seeds(mean["ours"], mean["cnn"], kind="ratio")
         diff = paired_over_seeds(mean["cnn"], mean[keys[0]])
         cells = " | ".join(f"{np.mean(mean[k]):.1f}" for k in keys)
-        lines.append(f"| {res.name} | {cells} | {ratio.mean:.3f} [{ratio.ci_low:.3f}, {ratio.ci_high:.3f}] | "
-                     f"{diff.mean:+.1f} [{diff.ci_low:+.1f}, {diff.ci_high:+.1f}] |")  # fmt: skip
+        lines.append(f"| {res.name} | {cells} | {ratio.mean:.3f} {_ci(ratio.ci_low, ratio.ci_high, '.3f')} | "
+                     f"{diff.mean:+.1f} {_ci(diff.ci_low, diff.ci_high)} |")  # fmt: skip
     return "\n".join(lines)
 
 
