@@ -108,3 +108,26 @@ def test_direct_cnn_regresses_the_normalised_pose():
     torch.testing.assert_close(net(x), norm.denormalize(cnn(x)))
     with pytest.raises(ValueError, match="normalised pose"):
         DirectCNN(PaperCNN(SMALL, out_dim=40), norm)
+
+
+def test_active_units_tell_a_live_network_from_a_dead_one():
+    from structpose.models.cnn import active_units
+
+    torch.manual_seed(0)
+    cfg = CNNConfig(in_size=32, crop=28, channels=(4, 4, 8), kernels=(5, 3, 3), fc=(16, 16), dropout=0.0)
+    net = PaperCNN(cfg, 5).eval()
+    x = torch.randn(32, 3, 28, 28)
+    live = active_units(net, x)
+    assert len(live) == 1 + len(cfg.fc) and all(0.2 < s <= 1.0 for s in live)
+    # a trunk whose last convolution never fires: no feature reaches the head, whose units fire for all
+    # crops alike (on their biases) or for none; with negative biases everywhere, none, and the output is a
+    # constant (the last bias), as in a direct CNN stuck at the mean pose
+    with torch.no_grad():
+        net.features[6].bias.fill_(-1e3)
+        for layer in net.head:
+            if isinstance(layer, torch.nn.Linear) and layer is not net.head[-1]:
+                layer.bias.fill_(-1.0)
+        dead = active_units(net, x)
+        assert dead == [0.0, 0.0, 0.0]
+        out = net(x)
+    torch.testing.assert_close(out, net.head[-1].bias.expand_as(out))

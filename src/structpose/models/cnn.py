@@ -132,3 +132,26 @@ def preprocess(
     mean_t = torch.tensor(mean, device=images.device)[:, None, None]
     std_t = torch.tensor(std, device=images.device)[:, None, None]
     return (crops - mean_t) / std_t
+
+
+@torch.no_grad()
+def active_units(net: PaperCNN, x: torch.Tensor) -> list[float]:
+    """The share of ReLU units of ``net`` that fire (> 0) on at least one of the crops ``x``, per layer: the
+    last convolutional layer's features (each channel at each position a unit), then each fully connected
+    layer. A network whose shares are ~0 is dead: no gradient reaches its trunk, and its output is a constant
+    (a direct regressor then predicts the mean pose).
+
+    Args:
+        net: the network (evaluated as it is: call ``net.eval()`` first to switch dropout off).
+        x: normalised crops (B, 3, crop, crop), as :func:`preprocess` makes them.
+
+    Returns:
+        One share in [0, 1] per layer: ``[last conv, fc 1, ..., fc K]``.
+    """
+    h = net.features(x).flatten(1)
+    shares = [float((h > 0).any(0).float().mean())]
+    for layer in net.head:
+        h = layer(h)
+        if isinstance(layer, nn.ReLU):
+            shares.append(float((h > 0).any(0).float().mean()))
+    return shares
