@@ -19,6 +19,10 @@ def test_plateau_of_a_falling_and_of_a_flat_curve():
     # a curve that rose at the end is not flat either; one point tells nothing
     assert not plateau([(10, 100.0), (50, 102.0)])["flat"]
     assert plateau([(10, 100.0)]) is None
+    assert not got["stuck"] and not flat["stuck"]
+    # a network that never left its first validation error (a dead one predicts the mean pose) is flat and stuck
+    dead = plateau([(100, 199.9), (200, 199.9), (300, 199.7), (400, 199.9), (500, 199.9)])
+    assert dead["flat"] and dead["stuck"]
 
 
 def test_plateau_uses_the_last_value_logged_before_the_window():
@@ -47,6 +51,6 @@ def test_convergence_of_a_run_folder_joins_the_attempts_of_a_resumed_stage(tmp_p
     assert [(r["seed"], r["stage"]) for r in rows] == [("seed0", "direct")]
     assert rows[0]["start"] == 101.0 and rows[0]["end"] == 100.5 and rows[0]["flat"]
     text = "\n".join(convergence_section(rows))
-    assert "| seed0 | direct | 50 | 101.0 | 100.5 | -0.5% | yes |" in text
-    assert "flat in 1 of 1 seed(s)" in text
+    assert "| seed0 | direct | 50 | 101.0 | 100.5 | -0.5% | yes | no |" in text
+    assert "flat (and had learned) in 1 of 1 seed(s); it never left its first value in 0" in text
     assert convergence_section([]) == []

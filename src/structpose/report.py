@@ -259,15 +259,17 @@ FLAT_TOLERANCE = 0.01
 def plateau(curve: list[tuple[int, float]], window: float = FLAT_WINDOW) -> dict | None:
     """How much a validation curve [(step, value)] still moved at its end: the last value logged at or
     before step (1 - window) × its last step, the last value, and their relative change; ``flat`` when that
-    change is under :data:`FLAT_TOLERANCE` in size. None for fewer than two points."""
+    change is under :data:`FLAT_TOLERANCE` in size; ``stuck`` when the curve never went below its first value
+    by that much (a network that never learned is flat too). None for fewer than two points."""
     if len(curve) < 2:
         return None
     last_step, end = curve[-1]
     before = [v for s, v in curve if s <= (1 - window) * last_step]
     start = before[-1] if before else curve[0][1]
     change = (end - start) / start if start else math.inf
+    stuck = min(v for _, v in curve) > (1 - FLAT_TOLERANCE) * curve[0][1]
     return {"steps": int(last_step), "start": start, "end": end, "change": change,
-            "flat": bool(abs(change) < FLAT_TOLERANCE)}  # fmt: skip
+            "flat": bool(abs(change) < FLAT_TOLERANCE), "stuck": bool(stuck)}  # fmt: skip
 
 
 def convergence(run_dir: Path) -> list[dict]:
@@ -292,14 +294,18 @@ def convergence_section(rows: list[dict]) -> list[str]:
     pct = f"{FLAT_WINDOW:.0%}"
     lines = [f"## Convergence — validation MPJPE over the last {pct} of each stage's steps", "",
              f"| seed | stage | steps | val. MPJPE at {1 - FLAT_WINDOW:.0%} of the steps (mm) | at the end (mm) | "
-             f"change | flat (< {FLAT_TOLERANCE:.0%}) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+             f"change | flat (< {FLAT_TOLERANCE:.0%}) | never left its start |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
+        flat, stuck = ("yes" if r["flat"] else "no"), ("STUCK" if r["stuck"] else "no")
         lines.append(f"| {r['seed']} | {r['stage']} | {r['steps']} | {r['start']:.1f} | {r['end']:.1f} | "
-                     f"{r['change']:+.1%} | {'yes' if r['flat'] else 'no'} |")  # fmt: skip
+                     f"{r['change']:+.1%} | {flat} | {stuck} |")  # fmt: skip
     direct = [r for r in rows if r["stage"] == "direct"]
     if direct:
-        flat = sum(r["flat"] for r in direct)
-        lines += ["", f"The direct CNN's validation MPJPE was flat in {flat} of {len(direct)} seed(s)."]
+        flat = sum(r["flat"] and not r["stuck"] for r in direct)
+        stuck = sum(r["stuck"] for r in direct)
+        lines += ["", f"The direct CNN's validation MPJPE was flat (and had learned) in {flat} of {len(direct)} "
+                  f"seed(s); it never left its first value in {stuck}."]  # fmt: skip
     return [*lines, ""]
 
 
