@@ -13,12 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from safetensors.torch import load_file
 
 from structpose.data.dataset import PoseImageDataset
-from structpose.models.cnn import CNNConfig, PaperCNN, active_units, preprocess
+from structpose.models.cnn import active_units, preprocess
+from structpose.train.config import load_config
 from structpose.train.layout import RunLayout
+from structpose.train.methods import METHODS, load_method
+
+#: the method whose finished stage holds each trained CNN
+STAGES = {"direct": "cnn", "finetune": "ours"}
 
 
 def main() -> None:
@@ -26,19 +29,16 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--n", type=int, default=256)
     args = ap.parse_args()
-    cfg = yaml.safe_load((args.run / "config.yaml").read_text())
-    cnn = CNNConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["cnn"].items()})
-    test = PoseImageDataset(cfg["data"]["root"], "test")
+    cfg = load_config(args.run / "config.yaml")
+    test = PoseImageDataset(cfg.data.root, "test")
     idx = np.linspace(0, len(test) - 1, args.n).astype(int)
-    x = preprocess(torch.from_numpy(test.images(idx)).permute(0, 3, 1, 2).contiguous(), train=False, crop=cnn.crop)
+    images = torch.from_numpy(test.images(idx)).permute(0, 3, 1, 2).contiguous()
+    x = preprocess(images, train=False, crop=cfg.cnn.crop)
     for seed in RunLayout(args.run).seeds():
-        for stage in ("direct", "finetune"):
-            if not seed.weights(stage).is_file():
+        for stage, key in STAGES.items():
+            if not seed.weights(METHODS[key].stage).is_file():
                 continue
-            weights = {k[4:]: v for k, v in load_file(seed.weights(stage)).items() if k.startswith("cnn.")}
-            out_dim = weights[f"head.{3 * len(cnn.fc) + 1}.bias"].shape[0]  # Flatten, then (Linear, ReLU, Dropout)s
-            net = PaperCNN(cnn, out_dim).eval()
-            net.load_state_dict(weights)
+            net = load_method(seed.root, key).net.cnn  # in eval mode
             shares = " ".join(f"{s:4.0%}" for s in active_units(net, x))
             with torch.no_grad():
                 spread = float(net(x).std(0).mean())
