@@ -10,7 +10,16 @@ from test_train import make_store
 from structpose.errors import ConfigError, InputError
 from structpose.train.config import load_config
 from structpose.train.data import load_splits
-from structpose.train.layout import SELECTION, WEIGHTS, RunLayout, SeedLayout, adopt, finished, resume_or_fit
+from structpose.train.layout import (
+    SELECTION,
+    WEIGHTS,
+    RunLayout,
+    SeedLayout,
+    adopt,
+    finished,
+    resume_or_fit,
+    stage_rank,
+)
 from structpose.train.methods import load_method
 from structpose.train.pipeline import predict, stage_inputs, train_all
 
@@ -148,3 +157,9 @@ def test_a_resume_may_change_the_methods_but_nothing_else(tmp_path: Path) -> Non
     (tmp_path / "config.yaml").write_text("{unreadable: [")
     with pytest.raises(ConfigError, match="differs"):
         check_config(cfg.to_yaml(), tmp_path)
+
+
+def test_stage_rank_sorts_stage_folders_in_pipeline_order() -> None:
+    names = ["linkde", "direct", "finetune", "ae_pretrain10", "latent", "ae_finetune", "ae_pretrain2", "other"]
+    assert sorted(names, key=stage_rank) == ["ae_pretrain2", "ae_pretrain10", "ae_finetune", "latent", "finetune",
+                                             "direct", "linkde", "other"]  # fmt: skip

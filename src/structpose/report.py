@@ -224,12 +224,13 @@ def loss_curves(run_dir: Path, path: Path) -> Path | None:
     (losses on a log scale), against the optimizer step."""
     import matplotlib.pyplot as plt
 
-    from structpose.train.layout import ABLATIONS, RunLayout
+    from structpose.train.layout import ABLATIONS, RunLayout, stage_rank
     from structpose.viz import save_figure
 
     seeds = RunLayout(run_dir).seeds()
     where = seeds[0].root if seeds else Path(run_dir)
-    logs = sorted(p for p in where.glob("**/metrics.csv") if ABLATIONS not in p.relative_to(where).parts)
+    logs = sorted((p for p in where.glob("**/metrics.csv") if ABLATIONS not in p.relative_to(where).parts),
+                  key=lambda p: (stage_rank(p.parent.parent.name), str(p)))  # fmt: skip
     if not logs:
         return None
     fig, axes = plt.subplots(len(logs), len(CURVES), figsize=(3.0 * len(CURVES), 2.2 * len(logs)), squeeze=False)
@@ -275,11 +276,11 @@ def plateau(curve: list[tuple[int, float]], window: float = FLAT_WINDOW) -> dict
 def convergence(run_dir: Path) -> list[dict]:
     """Per seed folder of the run and per stage logging ``val/mpjpe_mm``, :func:`plateau` of that curve
     (the logs of a resumed stage, one ``version_k`` per attempt, joined by step)."""
-    from structpose.train.layout import RunLayout
+    from structpose.train.layout import RunLayout, stage_rank
 
     rows = []
     for seed in RunLayout(run_dir).seeds():
-        for stage in sorted(p for p in seed.logs.glob("*") if p.is_dir()):
+        for stage in sorted((p for p in seed.logs.glob("*") if p.is_dir()), key=lambda p: stage_rank(p.name)):
             curve = sorted(pt for log in sorted(stage.glob("version_*/metrics.csv"))
                            for pt in read_metrics_csv(log).get("val/mpjpe_mm", []))  # fmt: skip
             if (flat := plateau(curve)) is not None:

@@ -51,6 +51,17 @@ LOGS = "logs"
 
 T = TypeVar("T")
 
+#: the stages in the order the pipeline runs them (``ae_pretrain{i}`` by layer ``i``); a name not listed sorts last
+STAGE_ORDER = ("ae_pretrain", "ae_finetune", "latent", "finetune", "direct", "structnet", "linkde", "linkde_knn")
+
+
+def stage_rank(name: str) -> tuple[int, int, str]:
+    """Sort key of a stage folder name in pipeline order: ``sorted(names, key=stage_rank)``."""
+    base = name.rstrip("0123456789")
+    layer = int(name[len(base) :]) if base == "ae_pretrain" and name != base else 0
+    rank = STAGE_ORDER.index(base) if base in STAGE_ORDER else len(STAGE_ORDER)
+    return rank, layer, name
+
 
 @dataclass(frozen=True)
 class SeedLayout:
