@@ -53,6 +53,7 @@ def test_convergence_of_a_run_folder_joins_the_attempts_of_a_resumed_stage(tmp_p
     text = "\n".join(convergence_section(rows))
     assert "| seed0 | direct | 50 | 101.0 | 100.5 | -0.5% | yes | no |" in text
     assert "flat (and had learned) in 1 of 1 seed(s); it never left its first value in 0" in text
+    assert "mean over seeds (what a choice between runs is made on): direct 100.5 mm (1)." in text
     assert convergence_section([]) == []
 
 
@@ -60,5 +61,8 @@ def test_convergence_lists_stages_in_pipeline_order(tmp_path):
     logs = tmp_path / "seed0" / "logs"
     for stage in ("direct", "finetune", "latent", "ae_pretrain1", "ae_finetune", "ae_pretrain0"):
         _log(logs / stage / "version_0" / "metrics.csv", [[0, 10, "", 150.0], [1, 20, "", 120.0]])
-    stages = [r["stage"] for r in convergence(tmp_path)]
+    _log(tmp_path / "seed1" / "logs" / "direct" / "version_0" / "metrics.csv", [[0, 10, "", 150.0], [1, 20, "", 110.0]])
+    rows = convergence(tmp_path)
+    stages = [r["stage"] for r in rows if r["seed"] == "seed0"]
     assert stages == ["ae_pretrain0", "ae_pretrain1", "ae_finetune", "latent", "finetune", "direct"]
+    assert "finetune 120.0 mm (1), direct 115.0 mm (2)." in "\n".join(convergence_section(rows))

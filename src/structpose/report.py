@@ -301,6 +301,11 @@ def convergence_section(rows: list[dict]) -> list[str]:
         flat, stuck = ("yes" if r["flat"] else "no"), ("STUCK" if r["stuck"] else "no")
         lines.append(f"| {r['seed']} | {r['stage']} | {r['steps']} | {r['start']:.1f} | {r['end']:.1f} | "
                      f"{r['change']:+.1%} | {flat} | {stuck} |")  # fmt: skip
+    ends: dict[str, list[float]] = {}
+    for r in rows:
+        ends.setdefault(r["stage"], []).append(r["end"])
+    lines += ["", "Final validation MPJPE, mean over seeds (what a choice between runs is made on): "
+              + ", ".join(f"{k} {np.mean(v):.1f} mm ({len(v)})" for k, v in ends.items()) + "."]  # fmt: skip
     direct = [r for r in rows if r["stage"] == "direct"]
     if direct:
         flat = sum(r["flat"] and not r["stuck"] for r in direct)
