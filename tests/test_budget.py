@@ -9,7 +9,7 @@ import pytest
 from test_train import make_store
 
 from structpose.report import read_metrics_csv
-from structpose.train.config import load_config
+from structpose.train.config import load_config, preset_names
 from structpose.train.pipeline import train_all
 
 
@@ -27,3 +27,15 @@ def test_ours_and_the_direct_cnn_follow_one_learning_rate_curve(tmp_path: Path) 
     assert len(ours) == len(direct) > 4  # the same number of optimizer steps
     np.testing.assert_allclose(ours, direct, rtol=1e-12)  # the same schedule, step for step
     assert len(set(np.round(direct, 12))) > 2  # and it is a schedule (warm restarts), not a constant
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_every_preset_gives_both_arms_one_budget_and_one_learning_rate(preset: str) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a preset whose arms differ in lr or schedule warns: fail on it
+        cfg = load_config(preset)
+    arms = (cfg.latent, cfg.finetune, cfg.direct)
+    assert cfg.direct.epochs == cfg.latent.epochs + cfg.finetune.epochs
+    assert len({(s.lr, s.schedule, s.restart_period, s.batch_size) for s in arms}) == 1
