@@ -53,3 +53,25 @@ def test_the_report_names_its_methods_and_those_left_out_and_prints_the_papers_t
     assert "Not run" in text and "StructNet-Max" in text and "LinKDE" in text
     table = "\n".join(paper_table2())
     assert "| OURS with FT | 0.77 | 5.43 | 11.90 |" in table and "| KDE | 1.02 | 7.18 | 16.43 |" in table
+
+
+def test_the_regime_figure_marks_the_papers_ratio_for_ours_over_cnn(tmp_path, monkeypatch) -> None:
+    import numpy as np
+
+    from structpose import viz
+    from structpose.report import TestSetResults, evaluate, regime_figure
+
+    rng = np.random.default_rng(1)
+    gt = rng.normal(0, 200, (6, 17, 3))
+    actions = np.array(["Walking"] * 6)
+    evals = {k: [evaluate(gt + rng.normal(0, s, gt.shape), gt, actions) for _ in range(3)]
+             for k, s in (("ours", 10), ("cnn", 20), ("ours_noft", 15))}  # fmt: skip
+    sets = [TestSetResults(name, actions, np.array(["s"] * 6), evals) for name in ("test", "occluded")]
+    drawn: list[float | None] = []
+    real = viz.ratio_reference_lines
+    monkeypatch.setattr(viz, "ratio_reference_lines", lambda ax, paper=None: drawn.append(paper) or real(ax, paper))
+    assert regime_figure(sets, tmp_path / "r.png").stat().st_size > 1000
+    assert regime_figure(sets, tmp_path / "n.png", a="ours_noft").is_file()
+    assert drawn == [pytest.approx(paper_ratios()["ours/cnn"]), None]  # the paper's claim is about OURS-FT only
+    one_seed = [TestSetResults("test", actions, np.array(["s"] * 6), {k: v[:1] for k, v in evals.items()})]
+    assert regime_figure(one_seed, tmp_path / "one.png") is None  # no CI from one seed: no figure

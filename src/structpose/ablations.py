@@ -235,10 +235,11 @@ def load_grids(paths: list[Path]) -> tuple[dict, list[dict]]:
 
 def grid_figure(rows: list[dict], path: Path) -> Path | None:
     """OURS-FT / CNN per setting with its 95% CI over seeds (t) as error bars, one colour per regime, and 1
-    (no difference) as a line; None when no row has two seeds."""
+    (no difference) and the paper's ratio as lines; None when no row has two seeds."""
     import matplotlib.pyplot as plt
 
-    from structpose.viz import save_figure
+    from structpose.paper import paper_ratios
+    from structpose.viz import ratio_reference_lines, save_figure
 
     rows = [r for r in rows if len(r["mpjpe"]["cnn"]) > 1]
     if not rows:
@@ -246,7 +247,7 @@ def grid_figure(rows: list[dict], path: Path) -> Path | None:
     ratios = [paired_over_seeds(r["mpjpe"]["ours"], r["mpjpe"]["cnn"], kind="ratio") for r in rows]
     regimes = list(dict.fromkeys(r["regime"] for r in rows))
     colours = plt.get_cmap("tab10")
-    fig, ax = plt.subplots(figsize=(2.0 + 0.55 * len(rows), 3.4))
+    fig, ax = plt.subplots(figsize=(4.2 + 0.55 * len(rows), 3.4))
     for regime in regimes:
         idx = [i for i, r in enumerate(rows) if r["regime"] == regime]
         mean = np.array([ratios[i].mean for i in idx])
@@ -254,12 +255,12 @@ def grid_figure(rows: list[dict], path: Path) -> Path | None:
             [[ratios[i].mean - ratios[i].ci_low for i in idx], [ratios[i].ci_high - ratios[i].mean for i in idx]]
         )
         ax.errorbar(idx, mean, yerr=err, fmt="o", capsize=4, color=colours(regimes.index(regime)), label=regime)
-    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ratio_reference_lines(ax, paper_ratios()["ours/cnn"])
     ax.set_xticks(range(len(rows)), [r["key"] for r in rows], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("OURS with FT / CNN (MPJPE)", fontsize=8)
     n = sorted({ratio.n for ratio in ratios})
     ax.set_title(f"per setting, 95% CI over {'/'.join(map(str, n))} seeds (below 1: the prior helps)", fontsize=8)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the CIs, never over them
     fig.tight_layout()
     return save_figure(fig, path)
 

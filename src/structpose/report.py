@@ -335,22 +335,25 @@ def regime_table(sets: list[TestSetResults]) -> str:
 
 def regime_figure(sets: list[TestSetResults], path: Path, a: str = "ours", b: str = "cnn") -> Path | None:
     """OURS-FT / CNN (mean-over-actions MPJPE ratio) per test set, with its 95% CI over seeds (t) as error
-    bars and 1 (no difference) as a line; None when a set lacks either method or there is one seed."""
+    bars, 1 (no difference) and, for OURS / CNN, the paper's ratio as lines; None when a set lacks either
+    method or there is one seed."""
     import matplotlib.pyplot as plt
 
-    from structpose.viz import save_figure
+    from structpose.paper import paper_ratios
+    from structpose.viz import ratio_reference_lines, save_figure
 
     rows = [(s.name, paired_over_seeds([e.mean["mpjpe"] for e in s.evaluations[a]],
                                        [e.mean["mpjpe"] for e in s.evaluations[b]], kind="ratio"))
             for s in sets if a in s.evaluations and b in s.evaluations]  # fmt: skip
     if not rows or rows[0][1].n < 2:
         return None
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(rows), 3.0))
+    fig, ax = plt.subplots(figsize=(3.2 + 1.1 * len(rows), 3.0))
     x = np.arange(len(rows))
     means = np.array([r.mean for _, r in rows])
     err = np.array([[r.mean - r.ci_low for _, r in rows], [r.ci_high - r.mean for _, r in rows]])
     ax.errorbar(x, means, yerr=err, fmt="o", capsize=4)
-    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ratio_reference_lines(ax, paper_ratios()["ours/cnn"] if (a, b) == ("ours", "cnn") else None)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the CIs, never over them
     ax.set_xticks(x, [n for n, _ in rows], fontsize=8)
     ax.set_ylabel(f"{METHOD_NAMES[a]} / {METHOD_NAMES[b]}", fontsize=8)
     ax.set_title(f"MPJPE ratio, 95% CI over {rows[0][1].n} seeds (below 1: {METHOD_NAMES[a]} better)", fontsize=8)
