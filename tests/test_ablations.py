@@ -71,6 +71,11 @@ def test_grids_of_several_runs_make_one_table_and_figure(tmp_path: Path, capsys:
     assert "| 0.810 [0.785, 0.835] | yes: OURS better |" in table  # 0.80, 0.81, 0.82
     assert str(a) in table and str(b) in table and "0123456789" in table
     assert (tmp_path / "out" / "ablations.png").stat().st_size > 1000
+    # rows in the order of ABLATIONS (data5 before lam1), whichever file comes first
+    assert main(["ablations", str(b), str(a), "--out", str(tmp_path / "ba")]) == 0
+    swapped = (tmp_path / "ba" / "ablations.md").read_text()
+    assert swapped.index("| scarce images |") < swapped.index("| the prior |")
+    assert "| 0.010 [0.010, 0.010] |" in swapped  # the first file's data5 (b's) is the one kept
     capsys.readouterr()
     other = _grid(tmp_path / "c.json", [("lam0", [1.0, 2.0], [2.0, 2.0])], benchmark="protocol v1")
     broken = tmp_path / "d.json"

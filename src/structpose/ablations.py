@@ -197,8 +197,8 @@ def ablation_table(rows: list[dict], n_seeds: int | None = None) -> str:
 
 def load_grids(paths: list[Path]) -> tuple[dict, list[dict]]:
     """The rows of one or more grid files (a run's ``ablations.json``, or its copy under ``results/``), in
-    the order given, a setting once (the first file's); with the first file's provenance and ``sources``,
-    the (path, commit) of every file.
+    the order of :data:`ABLATIONS` (regime by regime, whichever file a row came from), a setting once (the
+    first file's); with the first file's provenance and ``sources``, the (path, commit) of every file.
 
     Raises:
         InputError: a file is unreadable, is not a grid, or measured another benchmark version or another
@@ -230,7 +230,9 @@ def load_grids(paths: list[Path]) -> tuple[dict, list[dict]]:
         sources.append((str(path), grid.get("git_commit", "")))
         for row in grid_rows:
             rows.setdefault(row["key"], row | {"source": str(path)})
-    return {k: v for k, v in first.items() if k != "rows"} | {"sources": sources}, list(rows.values())
+    order = {key: i for i, key in enumerate(ABLATIONS)}
+    ordered = sorted(rows.values(), key=lambda row: order.get(row["key"], len(order)))
+    return {k: v for k, v in first.items() if k != "rows"} | {"sources": sources}, ordered
 
 
 def grid_figure(rows: list[dict], path: Path) -> Path | None:
