@@ -32,19 +32,17 @@ def draw_skeleton_2d(ax, joints2d: np.ndarray, skeleton: Skeleton = H36M, lw: fl
     ax.scatter(joints2d[:, 0], joints2d[:, 1], s=4, c="white", zorder=3)
 
 
-def ratio_reference_lines(ax, paper: float | None = None, horizontal: bool = True) -> None:
+def ratio_reference_lines(ax, paper: float | None = None) -> None:
     """Mark the reading points of a ratio axis (OURS / CNN, say): 1 (no difference) dashed grey and, when
     given, the paper's ratio dotted red, labelled for the legend, so a CI can be read against both.
 
     Args:
-        ax: a matplotlib axis whose y axis (x axis if not ``horizontal``) is the ratio.
+        ax: a matplotlib axis whose y axis is the ratio.
         paper: the paper's value of the same ratio (:func:`structpose.paper.paper_ratios`), or None.
-        horizontal: lines across the x axis (the ratio on y).
     """
-    line = ax.axhline if horizontal else ax.axvline
-    line(1.0, color="grey", lw=0.8, ls="--", label="1: no difference")
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--", label="1: no difference")
     if paper is not None:
-        line(paper, color="#c0392b", lw=0.9, ls=":", label=f"Tekin et al. 2016: {paper:.3f}")
+        ax.axhline(paper, color="#c0392b", lw=0.9, ls=":", label=f"Tekin et al. 2016: {paper:.3f}")
 
 
 def plot_pose_3d(ax, pose: np.ndarray, skeleton: Skeleton = H36M, alpha: float = 1.0, style: str = "-") -> None:
