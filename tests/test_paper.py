@@ -75,3 +75,43 @@ def test_the_regime_figure_marks_the_papers_ratio_for_ours_over_cnn(tmp_path, mo
     assert drawn == [pytest.approx(paper_ratios()["ours/cnn"]), None]  # the paper's claim is about OURS-FT only
     one_seed = [TestSetResults("test", actions, np.array(["s"] * 6), {k: v[:1] for k, v in evals.items()})]
     assert regime_figure(one_seed, tmp_path / "one.png") is None  # no CI from one seed: no figure
+
+
+def test_the_regime_figure_is_redrawn_from_a_results_json_alone(tmp_path) -> None:
+    import json
+
+    import numpy as np
+
+    from structpose.errors import InputError
+    from structpose.report import (
+        RunSummary,
+        TestSetResults,
+        evaluate,
+        results_json,
+        results_per_seed,
+        write_regime_figure,
+    )
+
+    rng = np.random.default_rng(2)
+    gt = rng.normal(0, 200, (6, 17, 3))
+    actions = np.array(["Walking", "Greeting"] * 3)
+    evals = {k: [evaluate(gt + rng.normal(0, s, gt.shape), gt, actions) for _ in range(3)]
+             for k, s in (("ours", 10), ("cnn", 20))}  # fmt: skip
+    sets = [TestSetResults(n, actions, np.array(["a", "b", "c"] * 2), evals) for n in ("test", "truncated", "unseen")]
+    run = RunSummary("quick", "x: 1\n", "data", 3, 1.0, {}, "v2", sets[0], sets[1:])
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results_json(run)))
+    per_seed = results_per_seed(json.loads(path.read_text()))
+    assert list(per_seed) == ["test", "unseen", "truncated"]  # Table 1's set first, then TEST_SETS' order
+    assert per_seed["unseen"]["cnn"] == pytest.approx([e.mean["mpjpe"] for e in evals["cnn"]])
+    assert write_regime_figure(path, tmp_path / "r.png").stat().st_size > 1000
+    one = json.loads(path.read_text())
+    for name in ("test", "unseen", "truncated"):
+        one[name]["methods"] = {k: v[:1] for k, v in one[name]["methods"].items()}
+    (tmp_path / "one.json").write_text(json.dumps(one))
+    (tmp_path / "grid.json").write_text(json.dumps({"rows": []}))
+    for bad, says in (("one.json", "two or more seeds"), ("grid.json", "no test set"), ("none.json", "cannot read")):
+        with pytest.raises(InputError, match=says) as err:
+            write_regime_figure(tmp_path / bad, tmp_path / "x.png")
+        assert bad in str(err.value)
+    assert not (tmp_path / "x.png").exists()

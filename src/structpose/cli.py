@@ -287,6 +287,13 @@ def cmd_ablations(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_regimes(args: argparse.Namespace) -> int:
+    from structpose.report import write_regime_figure
+
+    print(f"wrote {write_regime_figure(Path(args.results), Path(args.out), args.a, args.b)}")
+    return 0
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     from structpose.view import write_view
 
@@ -460,6 +467,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "first file that has it")  # fmt: skip
     p.add_argument("--out", default="ablations", help="the folder of ablations.md and ablations.png")
     p.set_defaults(func=cmd_ablations)
+
+    p = sub.add_parser("regimes", help="the report's figure of OURS-FT / CNN per test set (95% CI over seeds), "
+                                       "redrawn from a results.json, e.g. a copy under results/")  # fmt: skip
+    p.add_argument("results", help="a run's results.json (or its copy under results/)")
+    p.add_argument("--out", default="regimes.png", help="the PNG file (default regimes.png)")
+    p.add_argument("--a", default="ours", help="numerator method (default ours: OURS with fine-tuning)")
+    p.add_argument("--b", default="cnn", help="denominator method (default cnn: the direct CNN)")
+    p.set_defaults(func=cmd_regimes)
 
     p = sub.add_parser("view", help="one self-contained interactive HTML page of predicted (and true) 3D poses")
     p.add_argument("src", help="a `structpose reproduce` run folder (or its seedN/ or a predictions.npz), or a "

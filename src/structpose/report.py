@@ -337,14 +337,62 @@ def regime_figure(sets: list[TestSetResults], path: Path, a: str = "ours", b: st
     """OURS-FT / CNN (mean-over-actions MPJPE ratio) per test set, with its 95% CI over seeds (t) as error
     bars, 1 (no difference) and, for OURS / CNN, the paper's ratio as lines; None when a set lacks either
     method or there is one seed."""
+    per_seed = {s.name: {k: [e.mean["mpjpe"] for e in evals] for k, evals in s.evaluations.items()} for s in sets}
+    return ratio_figure(per_seed, path, a, b)
+
+
+def results_per_seed(results: dict, source: str | Path = "results.json") -> dict[str, dict[str, list[float]]]:
+    """{test set: {method: per-seed mean-over-actions MPJPE (mm)}} of a report's ``results.json`` (as
+    :func:`results_json` writes it; the committed copies under ``results/``), Table 1's set first.
+
+    Raises:
+        InputError: naming ``source``, when it holds no test set with per-seed means.
+    """
+    out: dict[str, dict[str, list[float]]] = {}
+    for name in ("test", *TEST_SETS):
+        methods = results.get(name, {}).get("methods") if isinstance(results.get(name), dict) else None
+        if isinstance(methods, dict):
+            try:
+                out[name] = {k: [float(e["mean"]["mpjpe"]) for e in evals] for k, evals in methods.items()}
+            except (KeyError, TypeError) as err:
+                raise InputError(f"{source}: test set {name!r} has a malformed per-seed entry ({err!r})") from err
+    if not out:
+        raise InputError(f"{source}: no test set with per-seed results (is it a `structpose reproduce` results.json?)")
+    return out
+
+
+def write_regime_figure(results: Path, out: Path, a: str = "ours", b: str = "cnn") -> Path:
+    """``structpose regimes RESULTS.json``: the report's regime figure (``a`` / ``b`` per test set with its
+    95% CI over seeds) redrawn from a ``results.json`` alone, e.g. a committed copy under ``results/``
+    whose run folder is gone.
+
+    Raises:
+        InputError: naming ``results``, when it cannot be read, holds no per-seed results, or has fewer
+            than two seeds of ``a`` and ``b`` on any test set.
+    """
+    try:
+        data = json.loads(Path(results).read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"{results}: cannot read it as JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise InputError(f"{results}: not a `structpose reproduce` results.json (a JSON object)")
+    path = ratio_figure(results_per_seed(data, results), Path(out), a, b)
+    if path is None:
+        raise InputError(f"{results}: no test set has {a} and {b} over two or more seeds, so there is no CI to draw")
+    return path
+
+
+def ratio_figure(
+    per_seed: dict[str, dict[str, list[float]]], path: Path, a: str = "ours", b: str = "cnn"
+) -> Path | None:
+    """The figure of :func:`regime_figure` from per-seed means ``{test set: {method: [mm per seed]}}``
+    (:func:`results_per_seed`); None when no set has both methods or there is one seed."""
     import matplotlib.pyplot as plt
 
     from structpose.paper import paper_ratios
     from structpose.viz import ratio_reference_lines, save_figure
 
-    rows = [(s.name, paired_over_seeds([e.mean["mpjpe"] for e in s.evaluations[a]],
-                                       [e.mean["mpjpe"] for e in s.evaluations[b]], kind="ratio"))
-            for s in sets if a in s.evaluations and b in s.evaluations]  # fmt: skip
+    rows = [(name, paired_over_seeds(m[a], m[b], kind="ratio")) for name, m in per_seed.items() if a in m and b in m]
     if not rows or rows[0][1].n < 2:
         return None
     fig, ax = plt.subplots(figsize=(3.2 + 1.1 * len(rows), 3.0))
