@@ -107,6 +107,15 @@ def test_reproduce_runs_end_to_end_on_the_tiny_preset(tmp_path, monkeypatch, cap
     assert (reused / "model.safetensors").read_bytes() == (run / "seed0" / "direct" / "model.safetensors").read_bytes()
     assert not (reused / "last.ckpt").exists()
     assert (run / "ablations" / "preset" / "seed2" / "direct" / "last.ckpt").is_file()
+    # methods=[]: a grid without a main run (no LinKDE, no report.md); refused without --ablations
+    assert main(["reproduce", "--preset", "tiny", "--set", "methods=[]", "--out", "none"]) == 1
+    assert "methods=[] trains nothing" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    assert main(["reproduce", "--preset", "tiny", "--set", "methods=[]", "--ablations", "lam0", "--out", "grid"]) == 0
+    assert "ablation table: grid/ablations.md" in capsys.readouterr().out
+    assert not (tmp_path / "grid" / "report.md").exists() and not (tmp_path / "grid" / "seed0").exists()
+    only = json.loads((tmp_path / "grid" / "ablations.json").read_text())
+    assert [r["key"] for r in only["rows"]] == ["lam0"] and len(only["rows"][0]["mpjpe"]["ours"]) == 3
+    assert only["base_config"] == grid["base_config"]  # so it merges with the grids of full runs
 
 
 @pytest.mark.slow

@@ -151,7 +151,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         per_action=args.per_action,
     )
-    print(f"report: {run_dir / 'report.md'}")
+    for name in ("report.md", "ablations.md"):  # a grid with methods=[] writes no report.md
+        if (run_dir / name).is_file():
+            print(f"{name[:-3].replace('ablations', 'ablation table')}: {run_dir / name}")
     return 0
 
 

@@ -186,8 +186,15 @@ def reproduce(
     seeds: int | None = None,
     per_action: bool = False,
 ) -> Path:
-    """Run the experiment of ``preset`` and write ``run_dir/report.md``; returns the run folder."""
+    """Run the experiment of ``preset`` and write ``run_dir/report.md``; returns the run folder. With
+    ``methods=[]`` and ``ablations``, only the ablation grid runs (no main run, no report.md).
+
+    Raises:
+        ConfigError: ``methods=[]`` without ``ablations`` (nothing to train).
+    """
     cfg = load_config(preset, overrides or [])
+    if not cfg.methods and ablations is None:
+        raise ConfigError("methods=[] trains nothing: name methods, or pass --ablations for a grid without a main run")
     run = RunLayout(Path(out) if out is not None else Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     _claim(run, resume)
     root = ensure_dataset(cfg, data, preset)
@@ -233,6 +240,17 @@ def _mark_failed(run: RunLayout, err: BaseException) -> None:
 def _run(cfg: ExperimentConfig, run: RunLayout, preset: str, resume: bool, env: dict, *,
          ablations: list[str] | None, seeds: int | None, per_action: bool) -> None:  # fmt: skip
     """Train and evaluate every seed of ``cfg`` in ``run_dir``, write the report (and the ablations)."""
+    if cfg.methods:
+        _main_run(cfg, run, preset, resume, env, seeds=seeds, per_action=per_action)
+    if ablations is not None:
+        from structpose.ablations import run_ablations
+
+        run_ablations(cfg, run, n_seeds=max(3, seeds or 1), resume=resume, keys=ablations or None)
+
+
+def _main_run(cfg: ExperimentConfig, run: RunLayout, preset: str, resume: bool, env: dict, *,
+              seeds: int | None, per_action: bool) -> None:  # fmt: skip
+    """Train and evaluate every seed of ``cfg`` in ``run_dir`` and write its report."""
     root = Path(cfg.data.root)
     test = PoseImageDataset(root, "test")
     n_seeds = seeds or 1
@@ -270,10 +288,6 @@ def _run(cfg: ExperimentConfig, run: RunLayout, preset: str, resume: bool, env: 
     write_report(run.root, summary)
     if not per_action:
         _export(run, cfg)
-    if ablations is not None:
-        from structpose.ablations import run_ablations
-
-        run_ablations(cfg, run, n_seeds=max(3, n_seeds), resume=resume, keys=ablations or None)
 
 
 def _export(run: RunLayout, cfg: ExperimentConfig) -> None:

@@ -179,7 +179,8 @@ class ExperimentConfig(YamlConfig):
     ``finetune`` (CNN + decoder -> pose) and ``direct`` (the CNN baseline regressing the pose). ``structnet``:
     the StructNet arms' own settings; they train with ``direct``'s budget and schedule (the same steps and
     learning-rate curve as the direct CNN). ``methods``: the methods a run trains and reports (keys of
-    :data:`structpose.train.methods.METHODS`; leaving one out saves its time, and the report says which ran).
+    :data:`structpose.train.methods.METHODS`; leaving one out saves its time, and the report says which ran;
+    none, ``methods=[]``, only with ``reproduce --ablations``: a grid with no main run).
     The direct CNN baseline gets the budget and schedule of our two image stages together: ``direct.epochs``
     (and ``max_steps`` if set) must equal the sum of ``latent``'s and ``finetune``'s, with the same batch size
     (an error otherwise); they should share lr, weight decay and schedule (a warning otherwise). With
@@ -201,8 +202,8 @@ class ExperimentConfig(YamlConfig):
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.methods) - set(METHODS))
-        if unknown or not self.methods:
-            raise ConfigError(f"methods: unknown {unknown} or none; known: {', '.join(METHODS)}")
+        if unknown:
+            raise ConfigError(f"methods: unknown {unknown}; known: {', '.join(METHODS)}")
         check_equal_budget(self.latent, self.finetune, self.direct)
 
 
