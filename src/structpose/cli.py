@@ -151,9 +151,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         per_action=args.per_action,
     )
-    for name in ("report.md", "ablations.md"):  # a grid with methods=[] writes no report.md
+    for label, name in (("report", "report.md"), ("ablation table", "ablations.md")):  # methods=[]: no report
         if (run_dir / name).is_file():
-            print(f"{name[:-3].replace('ablations', 'ablation table')}: {run_dir / name}")
+            print(f"{label}: {run_dir / name}")
     return 0
 
 

@@ -350,7 +350,8 @@ def results_per_seed(results: dict, source: str | Path = "results.json") -> dict
     """
     out: dict[str, dict[str, list[float]]] = {}
     for name in ("test", *TEST_SETS):
-        methods = results.get(name, {}).get("methods") if isinstance(results.get(name), dict) else None
+        entry = results.get(name)
+        methods = entry.get("methods") if isinstance(entry, dict) else None
         if isinstance(methods, dict):
             try:
                 out[name] = {k: [float(e["mean"]["mpjpe"]) for e in evals] for k, evals in methods.items()}
